@@ -1,0 +1,162 @@
+"""Prepare a competition's data once per node: cache, file lock, checksums.
+
+Layout under `$HARNESS_DATA_DIR` (default `~/.cache/harness/data`):
+
+    <id>/raw/                          what the preparer reads (mlebench: the Kaggle download)
+    <id>/prepared/{public,private}/    the full size
+    <id>/lite/prepared/{public,private}/  the lite size, for preparers that take `lite`
+    <id>/.lock                         held while preparing
+
+A prepared folder is written under a temporary name and renamed into place, so a
+reader never sees half a preparation and a crash leaves nothing to clean up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import shutil
+import uuid
+from pathlib import Path
+from typing import Optional
+
+import yaml
+from filelock import FileLock
+from pydantic import BaseModel
+
+from harness.registry import load_callable
+from harness.spec import CompetitionConfig, Settings
+
+DONE_MARKER = ".harness_prepared.json"
+
+
+class PrepareError(RuntimeError):
+    """Preparing a competition failed; the message says which and why."""
+
+
+class PreparedData(BaseModel):
+    competition_id: str
+    lite: bool
+    public: Path
+    private: Path
+    answers: Path
+    sample_submission: Path
+    checksums: dict[str, dict[str, str]]
+
+
+def preparer_takes_lite(comp: CompetitionConfig) -> bool:
+    prepare = load_callable(comp.dir, comp.preparer, "preparer")
+    return "lite" in inspect.signature(prepare).parameters
+
+
+def prepared_root(comp: CompetitionConfig, settings: Settings, lite: bool) -> Path:
+    base = settings.data_dir / comp.id
+    return (base / "lite" / "prepared") if lite and preparer_takes_lite(comp) else (base / "prepared")
+
+
+def _dataset_path(comp: CompetitionConfig, root: Path, key: str, default: str) -> Path:
+    """mlebench writes `dataset.answers` as `<id>/prepared/private/test.csv`; keep the part after `prepared/`."""
+    rel = comp.dataset.get(key, default)
+    tail = rel.split("prepared/", 1)[1] if "prepared/" in rel else rel
+    return root / tail
+
+
+def prepared_data(comp: CompetitionConfig, settings: Settings, lite: bool) -> Optional[PreparedData]:
+    """The prepared data if it is complete on this node, else None."""
+    root = prepared_root(comp, settings, lite)
+    marker = root / DONE_MARKER
+    if not marker.is_file():
+        return None
+    return PreparedData.model_validate_json(marker.read_text())
+
+
+def ensure_prepared(comp: CompetitionConfig, settings: Settings, lite: bool = False) -> PreparedData:
+    """Prepare `comp` into this node's cache unless it already is. Safe to call from
+    many processes at once: one prepares, the others wait on the lock and reuse it."""
+    done = prepared_data(comp, settings, lite)
+    if done is not None:
+        return done
+    base = settings.data_dir / comp.id
+    base.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(base / ".lock"), timeout=3600):
+        done = prepared_data(comp, settings, lite)
+        if done is not None:
+            return done
+        return _prepare_locked(comp, settings, lite)
+
+
+def _prepare_locked(comp: CompetitionConfig, settings: Settings, lite: bool) -> PreparedData:
+    root = prepared_root(comp, settings, lite)
+    raw = settings.data_dir / comp.id / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    tmp = root.parent / f".tmp-{root.name}-{uuid.uuid4().hex[:8]}"
+    public, private = tmp / "public", tmp / "private"
+    public.mkdir(parents=True)
+    private.mkdir(parents=True)
+    prepare = load_callable(comp.dir, comp.preparer, "preparer")
+    try:
+        kwargs = {"lite": lite} if "lite" in inspect.signature(prepare).parameters else {}
+        prepare(raw=raw, public=public, private=private, **kwargs)
+    except Exception as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise PrepareError(f"preparing competition {comp.id!r} failed: {type(e).__name__}: {e}") from e
+    description = comp.dir / Path(comp.description).name
+    if description.is_file() and not (public / "description.md").exists():
+        shutil.copyfile(description, public / "description.md")
+    checksums = {"public": _md5_tree(public), "private": _md5_tree(private)}
+    try:
+        verify_checksums(comp, checksums, lite=root.parent.name == "lite")
+    except PrepareError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if root.exists():
+        shutil.rmtree(root)  # a stale half from an older layout; the marker was absent
+    tmp.rename(root)
+    data = PreparedData(
+        competition_id=comp.id,
+        lite=lite,
+        public=root / "public",
+        private=root / "private",
+        answers=_dataset_path(comp, root, "answers", "private/answers.csv"),
+        sample_submission=_dataset_path(comp, root, "sample_submission", "public/sample_submission.csv"),
+        checksums=checksums,
+    )
+    for what, path in [("dataset.answers", data.answers), ("dataset.sample_submission", data.sample_submission)]:
+        if not path.exists():
+            raise PrepareError(f"competition {comp.id!r}: the preparer wrote no {path.relative_to(root)} ({what} in config.yaml)")
+    (root / DONE_MARKER).write_text(data.model_dump_json(indent=1))
+    return data
+
+
+def _md5_tree(folder: Path) -> dict[str, str]:
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            out[str(p.relative_to(folder))] = hashlib.md5(p.read_bytes()).hexdigest()
+    return out
+
+
+def checksums_file(comp: CompetitionConfig, lite: bool) -> Path:
+    return comp.dir / ("checksums.lite.yaml" if lite else "checksums.yaml")
+
+
+def verify_checksums(comp: CompetitionConfig, actual: dict[str, dict[str, str]], lite: bool) -> None:
+    """Compare with the competition's checksums.yaml (mlebench layout: {public: {file: md5}, private: ...})."""
+    path = checksums_file(comp, lite)
+    if not path.is_file():
+        return
+    expected = yaml.safe_load(path.read_text()) or {}
+    for side in ("public", "private"):
+        for name, md5 in (expected.get(side) or {}).items():
+            got = actual.get(side, {}).get(name)
+            if got != md5:
+                raise PrepareError(
+                    f"competition {comp.id!r}: {side}/{name} has checksum {got or 'missing'}, {path.name} expects {md5}; "
+                    f"the preparer or its source data changed (rerun `harness calibrate {comp.id}` if intended)"
+                )
+
+
+def write_checksums(comp: CompetitionConfig, data: PreparedData) -> Path:
+    path = checksums_file(comp, data.lite)
+    path.write_text(yaml.safe_dump(data.checksums, sort_keys=True))
+    return path

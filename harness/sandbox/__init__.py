@@ -1,0 +1,1 @@
+"""Sandboxes: local (bubblewrap) and docker."""

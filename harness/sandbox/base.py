@@ -1,0 +1,119 @@
+"""The Sandbox interface: where one attempt's agent runs.
+
+Every sandbox shows the agent the same mlebench paths (`/home/data` read-only,
+`/home/submission`, `/home/logs`, `/home/code` writable, `/home/agent` its own
+code read-only, `/home/instructions.md`), the same environment variables, and
+reports in the same `SandboxResult`. Backends declare what they can do
+(`supports_gpus`, `can_disable_internet`) instead of callers special-casing them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar, Optional
+
+from pydantic import BaseModel, ConfigDict
+
+from harness.spec import Resources, SandboxResult
+
+# Paths as the agent sees them (mlebench's layout).
+DATA = "/home/data"
+SUBMISSION = "/home/submission"
+LOGS = "/home/logs"
+CODE = "/home/code"
+AGENT = "/home/agent"
+INSTRUCTIONS = "/home/instructions.md"
+VALIDATE = "/home/validate_submission.sh"
+
+
+class SandboxJob(BaseModel):
+    """One attempt as a sandbox sees it. Host paths; the sandbox maps them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    attempt_id: str
+    command: list[str]
+    agent_dir: Path
+    data_dir: Path
+    attempt_dir: Path  # holds submission/ logs/ code/ instructions.md
+    env: dict[str, str] = {}
+    resources: Resources = Resources()
+    time_limit_s: float = 3600.0
+    network: bool = False
+    image: Optional[str] = None
+
+    @property
+    def submission_dir(self) -> Path:
+        return self.attempt_dir / "submission"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.attempt_dir / "logs"
+
+    @property
+    def code_dir(self) -> Path:
+        return self.attempt_dir / "code"
+
+    @property
+    def log_path(self) -> Path:
+        return self.logs_dir / "agent.log"
+
+    @property
+    def instructions_path(self) -> Path:
+        return self.attempt_dir / "instructions.md"
+
+
+class SandboxUnavailable(RuntimeError):
+    """The backend cannot run here (no engine, no image); the message says what to do."""
+
+
+class Sandbox(ABC):
+    """One backend. `run` never raises for what the agent did: agent failures,
+    timeouts and OOMs come back as a SandboxResult; so do infrastructure failures
+    (status `infra_error`), which the orchestrator retries."""
+
+    name: ClassVar[str]
+    supports_gpus: ClassVar[bool] = False
+    can_disable_internet: ClassVar[bool] = True
+
+    @classmethod
+    def available(cls) -> Optional[str]:
+        """None when this backend can run here, else one line saying why not and what to do."""
+        return None
+
+    def attempt_init(self, job: SandboxJob) -> None:
+        """Before the agent starts: create the attempt's writable dirs."""
+        for d in (job.submission_dir, job.logs_dir, job.code_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+    @abstractmethod
+    def run(self, job: SandboxJob, cancel: Optional[threading.Event] = None) -> SandboxResult:
+        """Run the agent to completion, the time limit, or `cancel`."""
+
+    def attempt_cleanup(self, job: SandboxJob) -> None:
+        """After the agent ended, whatever happened: release what `run` held."""
+
+    @staticmethod
+    def write_record(job: SandboxJob, result: SandboxResult, **details: object) -> None:
+        """logs/sandbox.json: how the attempt was run and how it ended, for the artifacts."""
+        record = {"attempt_id": job.attempt_id, "command": job.command, "resources": job.resources.model_dump(),
+                  "time_limit_s": job.time_limit_s, "network": job.network, **details, **result.model_dump()}
+        job.logs_dir.mkdir(parents=True, exist_ok=True)
+        (job.logs_dir / "sandbox.json").write_text(json.dumps(record, indent=1, default=str))
+
+
+def get_sandbox(kind: str) -> Sandbox:
+    """`local`, `docker`; `auto` is resolved by the orchestrator per agent."""
+    if kind == "local":
+        from harness.sandbox.local import LocalSandbox
+
+        return LocalSandbox()
+    if kind == "docker":
+        from harness.sandbox.docker import DockerSandbox  # type: ignore[import-not-found]
+
+        return DockerSandbox()
+    raise ValueError(f"unknown sandbox {kind!r}; use local, docker or auto")
