@@ -1,0 +1,45 @@
+"""Shared fixtures: a real local Ray for the whole session, and a private data
+cache, run store and work dir per test session (so tests never touch ~/.cache or ./runs)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+@pytest.fixture(scope="session")
+def harness_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """HARNESS_DATA_DIR / HARNESS_RUNS_DIR / HARNESS_WORK_DIR under one temp root, set for the session.
+    The data cache is shared across the session so each competition is prepared once."""
+    root = tmp_path_factory.mktemp("harness")
+    dirs = {"data": root / "data", "runs": root / "runs", "work": root / "work"}
+    for d in dirs.values():
+        d.mkdir()
+    os.environ["HARNESS_DATA_DIR"] = str(dirs["data"])
+    os.environ["HARNESS_RUNS_DIR"] = str(dirs["runs"])
+    os.environ["HARNESS_WORK_DIR"] = str(dirs["work"])
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def ray_local(harness_dirs: dict[str, Path]):  # noqa: ANN201
+    """A real local Ray (2 CPUs), started once per test session after the env is set,
+    so its workers inherit the test's HARNESS_* variables."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    """A fresh run store for one test."""
+    d = tmp_path / "runs"
+    d.mkdir()
+    return d
