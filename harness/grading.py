@@ -132,13 +132,16 @@ def leaderboard_thresholds(scores: pd.Series, lower_is_better: Optional[bool] = 
     return Thresholds(at(g), at(sv), at(b), float(ordered.median()), lower_is_better)
 
 
-def read_leaderboard(comp: CompetitionConfig) -> Optional[pd.DataFrame]:
-    path = comp.dir / "leaderboard.csv"
+def read_leaderboard(comp: CompetitionConfig, lite: bool = False) -> Optional[pd.DataFrame]:
+    """The competition's leaderboard; for a lite attempt `leaderboard.lite.csv` (calibrated on the
+    lite data) when the competition has one, else `leaderboard.csv`."""
+    lite_path = comp.dir / "leaderboard.lite.csv"
+    path = lite_path if lite and lite_path.is_file() else comp.dir / "leaderboard.csv"
     return pd.read_csv(path) if path.is_file() else None
 
 
-def competition_thresholds(comp: CompetitionConfig) -> Optional[Thresholds]:
-    lb = read_leaderboard(comp)
+def competition_thresholds(comp: CompetitionConfig, lite: bool = False) -> Optional[Thresholds]:
+    lb = read_leaderboard(comp, lite)
     if lb is None or "score" not in lb.columns or lb["score"].dropna().empty:
         return None
     lower = comp.lower_is_better
@@ -153,6 +156,7 @@ def grade_submission(
     submission: Path | bytes | None,
     answers_path: Path,
     sample_submission_path: Optional[Path] = None,
+    lite: bool = False,
 ) -> GradeReport:
     """Grade one submission. Never raises for anything the agent wrote: a bad
     submission gives valid_submission=False and `invalid_reason`."""
@@ -161,7 +165,7 @@ def grade_submission(
     t0 = time.perf_counter()
     exists = submission is not None and (not isinstance(submission, Path) or submission.is_file())
     base = dict(competition_id=comp.id, submission_exists=exists)
-    thresholds = competition_thresholds(comp)
+    thresholds = competition_thresholds(comp, lite)
     if thresholds is not None:
         base.update(
             gold_threshold=thresholds.gold,

@@ -88,7 +88,8 @@ class CompetitionTask(TaskKindBackend):
     def grade(self, attempt: AttemptSpec, settings: Settings, outputs: dict[str, bytes]) -> GradeReport:
         comp = registry_for(settings).competition(attempt.competition_id)
         data = ensure_prepared(comp, settings, attempt.lite)
-        return grade_submission(comp, outputs.get("submission.csv"), data.answers, data.sample_submission)
+        return grade_submission(comp, outputs.get("submission.csv"), data.answers, data.sample_submission,
+                                lite=attempt.lite)
 
 
 @functools.lru_cache(maxsize=8)
