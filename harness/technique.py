@@ -1,24 +1,71 @@
-"""Technique and engineering tasks (imbalance, missing, encoding, cv, scaling, leakage; ml-spec, ...).
+"""Technique and engineering tasks: find them, plan their attempts, prepare their
+data, and grade what the agent wrote.
 
-Interface used by the rest of harness (the technique-task issue fills it in):
+- A *technique task* (imbalance, missing, encoding, cv, scaling, leakage) takes a
+  competition's training table (or generated data), plants properties whose truth
+  it keeps in the private dir, and asks for `<name>_analysis.json` (a pydantic
+  model given to the agent as JSON Schema). One attempt per (task, competition).
+- An *engineering task* (ml-spec, eda-notebook, ...) brings its own generated
+  inputs and is graded by running what the agent wrote (scripts and notebooks
+  in the local sandbox, with a time limit). One attempt per task.
+
+Both live in `technique_tasks/<name>/` (task.py + instructions.md) and run as
+`task_kind="technique"` attempts, `technique=<name>`.
+
+Interface used by the rest of harness:
 - `available_tasks()`: every task, as TaskInfo (name, kind, description)
 - `expand_task_selection(technique_tasks, engineering_tasks)`: user input (names, "all", True) -> two name lists
 - `validate_task_names(...)`: raise RegistryError naming an unknown task
 - `plan_technique_attempts(spec, common)`: the AttemptSpecs of a run's technique/engineering tasks
 - `TechniqueTask`: the TaskKindBackend (prepare, outputs, grade) for task_kind="technique"
 - `list_tasks()`: lines for `harness list tasks`
-
-Until then selecting any task is refused with a clear message, so competition runs are unaffected.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+import functools
+import hashlib
+import importlib.util
+import shutil
+import string
+import sys
+import time
+import uuid
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal, Optional, Sequence
 
+from filelock import FileLock
 from pydantic import BaseModel
 
-from harness.registry import RegistryError
-from harness.spec import AttemptSpec, RunSpec
+from harness.registry import REPO_DIR, RegistryError
+from harness.spec import AttemptSpec, GradeReport, RunSpec, Settings, attempt_id_for
+from harness.tasks import PreparedTask, TaskKindBackend
+
+TASKS_DIR = REPO_DIR / "technique_tasks"
+#: the order tasks are listed and run in
+TECHNIQUE_ORDER = ["imbalance", "missing", "encoding", "cv", "scaling", "leakage"]
+ENGINEERING_ORDER = ["ml-spec", "eda-notebook", "feature-engineering", "baseline-model", "refactor-config",
+                     "eval-metrics", "model-comparison"]
+SYNTHETIC = "synthetic"
+DONE_MARKER = ".harness_prepared.json"
+
+INSTRUCTIONS = """\
+# {title}
+
+Task `{task_id}` ({kind} task{source_line}).
+
+{body}
+
+## Where things are
+
+- Inputs are in `/home/data` (read-only); `/home/data/task.json` names the files{target_line}.
+- Write {outputs} to `/home/submission/`.{schema_line}
+- Check the format at any time with `/home/validate_submission.sh` (or `python3 -m harness.validate`);
+  it checks format only and never reveals a score.
+- Save the code you wrote to `/home/code/` and notes to `/home/logs/`.
+- There is no internet access. You have {time_limit_s:g} seconds, {cpus:g} CPU(s) and {memory_gb:g} GB of memory.
+{schema_block}"""
 
 
 class TaskInfo(BaseModel):
@@ -27,23 +74,298 @@ class TaskInfo(BaseModel):
     description: str
 
 
+class PreparedTechnique(BaseModel):
+    task_id: str
+    public: Path
+    private: Path
+    fingerprint: str
+
+
+# ====================================================================== finding tasks
+
+
+def _package() -> ModuleType:
+    """`technique_tasks` as a package, wherever harness is imported from."""
+    if "technique_tasks" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("technique_tasks", TASKS_DIR / "__init__.py",
+                                                      submodule_search_locations=[str(TASKS_DIR)])
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["technique_tasks"] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules["technique_tasks"]
+
+
+@functools.lru_cache(maxsize=None)
+def load_task(name: str) -> ModuleType:
+    """The task's `task.py` module (technique_tasks/<name>/task.py)."""
+    _package()
+    path = TASKS_DIR / name / "task.py"
+    if not path.is_file():
+        raise RegistryError(f"unknown technique task {name!r}; `harness list tasks` shows the known ones")
+    modname = f"technique_tasks.{name.replace('-', '_')}.task"
+    spec = importlib.util.spec_from_file_location(modname, path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@functools.lru_cache(maxsize=1)
 def available_tasks() -> list[TaskInfo]:
-    return []
+    """Every task folder, technique tasks first, in the documented order."""
+    names = sorted(p.parent.name for p in TASKS_DIR.glob("*/task.py") if not p.parent.name.startswith("_"))
+    order = {n: i for i, n in enumerate(TECHNIQUE_ORDER + ENGINEERING_ORDER)}
+    out = []
+    for name in sorted(names, key=lambda n: (order.get(n, 99), n)):
+        mod = load_task(name)
+        out.append(TaskInfo(name=name, kind=mod.KIND, description=mod.DESCRIPTION))
+    return out
+
+
+def _names(kind: str) -> list[str]:
+    return [t.name for t in available_tasks() if t.kind == kind]
 
 
 def list_tasks() -> list[str]:
     return [f"{t.name} ({t.kind}): {t.description}" for t in available_tasks()] or ["no technique tasks available"]
 
 
+def _as_list(value: Sequence[str] | bool | str | None, kind: str) -> list[str]:
+    if value is True:
+        return ["all"]
+    if not value:
+        return []
+    items = value.split(",") if isinstance(value, str) else [v for raw in value for v in str(raw).split(",")]
+    return [v.strip() for v in items if v.strip()]
+
+
 def expand_task_selection(technique_tasks: Sequence[str] | bool | str, engineering_tasks: Sequence[str] | str) -> tuple[list[str], list[str]]:
-    if technique_tasks or engineering_tasks:
-        raise RegistryError("technique and engineering tasks are not available in this version of harness yet")
-    return [], []
+    """User input -> (technique task names, engineering task names), each in the documented order.
+
+    Accepts lists of names, comma strings, "all" (all of that kind) and True
+    (all technique tasks). An engineering name given among technique tasks (or
+    the reverse) is moved to its own kind. Raises RegistryError for an unknown name."""
+    techniques, engineering = set(_names("technique")), set(_names("engineering"))
+    chosen: dict[str, set[str]] = {"technique": set(), "engineering": set()}
+    for kind, value in (("technique", technique_tasks), ("engineering", engineering_tasks)):
+        for name in _as_list(value, kind):
+            if name == "all":
+                chosen[kind] |= techniques if kind == "technique" else engineering
+            elif name in techniques:
+                chosen["technique"].add(name)
+            elif name in engineering:
+                chosen["engineering"].add(name)
+            else:
+                raise RegistryError(
+                    f"unknown {kind} task {name!r}; technique tasks: {', '.join(_names('technique'))}; "
+                    f"engineering tasks: {', '.join(_names('engineering'))} (or `all`)")
+    order = [t.name for t in available_tasks()]
+    return ([n for n in order if n in chosen["technique"]], [n for n in order if n in chosen["engineering"]])
 
 
 def validate_task_names(technique_tasks: Sequence[str], engineering_tasks: Sequence[str]) -> None:
     expand_task_selection(technique_tasks, engineering_tasks)
 
 
+# ====================================================================== planning
+
+
+def technique_task_id(name: str, source: Optional[str]) -> str:
+    """`imbalance.breast-cancer-diagnosis`, `cv.synthetic`, `ml-spec`: stable and file/URL-safe."""
+    return f"{name}.{source}" if source else name
+
+
+def task_sources(name: str, competitions: Sequence[str], settings: Optional[Settings] = None) -> list[str]:
+    """The datasets a technique task runs on: the run's competitions it makes sense for
+    (e.g. no imbalance on a regression), else generated data."""
+    from harness.tasks import registry_for
+
+    mod = load_task(name)  # also makes `technique_tasks` importable
+    from technique_tasks._common import competition_task_type
+    out = []
+    if competitions:
+        reg = registry_for(settings or Settings.from_env())
+        for cid in competitions:
+            task_type = competition_task_type(reg.competition(cid).kind)
+            if task_type is not None and mod.applies_to(task_type):
+                out.append(cid)
+    return out or [SYNTHETIC]
+
+
 def plan_technique_attempts(spec: RunSpec, common: dict[str, Any]) -> list[AttemptSpec]:
-    return []
+    """One attempt per (technique task, applicable dataset, seed) and per (engineering task, seed)."""
+    out = []
+    for name in spec.technique_tasks:
+        for source in task_sources(name, spec.competitions):
+            tid = technique_task_id(name, source)
+            for seed in range(spec.seeds):
+                out.append(AttemptSpec(attempt_id=attempt_id_for(tid, spec.agent, seed), task_kind="technique",
+                                       technique=name, competition_id=source, seed=seed, **common))
+    for name in spec.engineering_tasks:
+        for seed in range(spec.seeds):
+            out.append(AttemptSpec(attempt_id=attempt_id_for(name, spec.agent, seed), task_kind="technique",
+                                   technique=name, competition_id=name, seed=seed, **common))
+    return out
+
+
+# ====================================================================== preparing
+
+
+def _fingerprint(name: str) -> str:
+    """Changes when the task's code or instructions change, so a stale cache is rebuilt."""
+    h = hashlib.sha256()
+    for p in (TASKS_DIR / "_common.py", TASKS_DIR / name / "task.py", TASKS_DIR / name / "instructions.md"):
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def task_seed(task_id: str) -> int:
+    """The seed that plants a task's properties: fixed per task id, so every attempt sees the same data."""
+    return int(hashlib.sha256(task_id.encode()).hexdigest()[:8], 16)
+
+
+def ensure_task_prepared(name: str, source: Optional[str], settings: Settings, lite: bool) -> PreparedTechnique:
+    """Prepare a task's public/private folders into this node's cache unless they are there.
+    Layout: `$HARNESS_DATA_DIR/technique/<task_id>/{full,lite}/{public,private}`. Safe across processes."""
+    tid = technique_task_id(name, source)
+    root = settings.data_dir / "technique" / tid / ("lite" if lite else "full")
+    fp = _fingerprint(name)
+    done = _prepared(root, fp)
+    if done is not None:
+        return done
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root.parent / ".lock"), timeout=3600):
+        done = _prepared(root, fp)
+        if done is not None:
+            return done
+        return _prepare_locked(name, source, settings, lite, root, fp)
+
+
+def _prepared(root: Path, fingerprint: str) -> Optional[PreparedTechnique]:
+    marker = root / DONE_MARKER
+    if not marker.is_file():
+        return None
+    done = PreparedTechnique.model_validate_json(marker.read_text())
+    return done if done.fingerprint == fingerprint else None
+
+
+def _prepare_locked(name: str, source: Optional[str], settings: Settings, lite: bool, root: Path, fp: str) -> PreparedTechnique:
+    tid = technique_task_id(name, source)
+    mod = load_task(name)
+    from technique_tasks._common import PrepareContext, load_source
+
+    tmp = root.parent / f".tmp-{root.name}-{uuid.uuid4().hex[:8]}"
+    public, private = tmp / "public", tmp / "private"
+    public.mkdir(parents=True)
+    private.mkdir(parents=True)
+    seed = task_seed(tid)
+    try:
+        src = load_source(source, settings, lite, seed) if source else None
+        mod.prepare(PrepareContext(task=name, task_id=tid, seed=seed, lite=lite, public=public, private=private, source=src))
+        shutil.copyfile(TASKS_DIR / name / "instructions.md", public / "instructions.md")
+    except Exception as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError(f"preparing technique task {tid!r} failed: {type(e).__name__}: {e}") from e
+    if root.exists():
+        shutil.rmtree(root)  # stale: older task code
+    tmp.rename(root)
+    done = PreparedTechnique(task_id=tid, public=root / "public", private=root / "private", fingerprint=fp)
+    (root / DONE_MARKER).write_text(done.model_dump_json(indent=1))
+    return done
+
+
+def render_instructions(name: str, task_id: str, source: Optional[str], public: Path, time_limit_s: float,
+                        cpus: float, memory_gb: float) -> str:
+    """The agent's /home/instructions.md: the task's instructions.md plus paths, outputs and schema."""
+    mod = load_task(name)
+    from technique_tasks._common import read_manifest
+
+    m = read_manifest(public)
+    values = {"target": m.target or "", "outputs": ", ".join(f"`{o}`" for o in m.outputs), **m.files}
+    body = string.Template((TASKS_DIR / name / "instructions.md").read_text()).safe_substitute(values)
+    schema_block = ""
+    if m.schema_file and (public / m.schema_file).is_file():
+        schema_block = f"\n## JSON Schema of `{m.outputs[0]}`\n\n```json\n{(public / m.schema_file).read_text()}\n```\n"
+    return INSTRUCTIONS.format(
+        title=body.splitlines()[0].lstrip("# ") if body.startswith("#") else name, task_id=task_id, kind=mod.KIND,
+        source_line=f" on the `{source}` data" if source else "",
+        body="\n".join(body.splitlines()[1:]).strip() if body.startswith("#") else body.strip(),
+        target_line=f" and the target column (`{m.target}`)" if m.target else "",
+        outputs=" and ".join(f"`{o}`" for o in m.outputs),
+        schema_line=f"\n- `{m.outputs[0]}` must satisfy the JSON Schema in `/home/data/{m.schema_file}` (also below)." if m.schema_file else "",
+        time_limit_s=time_limit_s, cpus=cpus, memory_gb=memory_gb, schema_block=schema_block,
+    )
+
+
+# ====================================================================== the backend
+
+
+def _source_of(attempt: AttemptSpec) -> Optional[str]:
+    assert attempt.technique is not None, f"attempt {attempt.attempt_id} is a technique attempt without a technique"
+    return attempt.competition_id if load_task(attempt.technique).KIND == "technique" else None
+
+
+class TechniqueTask(TaskKindBackend):
+    """task_kind="technique": technique and engineering tasks."""
+
+    kind = "technique"
+
+    def prepare(self, attempt: AttemptSpec, settings: Settings) -> PreparedTask:
+        name, source = attempt.technique or "", _source_of(attempt)
+        done = ensure_task_prepared(name, source, settings, attempt.lite)
+        text = render_instructions(name, attempt.task_id, source, done.public, attempt.time_limit_s,
+                                   attempt.resources.cpus, attempt.resources.memory_gb)
+        return PreparedTask(public=done.public, private=done.private, instructions=text)
+
+    def outputs(self, attempt_dir: Path) -> dict[str, bytes]:
+        """Every file the agent left in submission/ (each at most 20 MB)."""
+        from technique_tasks._common import MAX_OUTPUT_BYTES
+
+        _package()
+        sub = attempt_dir / "submission"
+        out: dict[str, bytes] = {}
+        if sub.is_dir():
+            for p in sorted(sub.rglob("*")):
+                if p.is_file() and not p.is_symlink() and p.stat().st_size <= MAX_OUTPUT_BYTES:
+                    out[str(p.relative_to(sub))] = p.read_bytes()
+        return out
+
+    def grade(self, attempt: AttemptSpec, settings: Settings, outputs: dict[str, bytes]) -> GradeReport:
+        t0 = time.monotonic()
+        name, source = attempt.technique or "", _source_of(attempt)
+        done = ensure_task_prepared(name, source, settings, attempt.lite)
+        g = grade_outputs(name, done.public, done.private, outputs, settings.work_dir / "grading")
+        return GradeReport(
+            competition_id=attempt.competition_id, score=g.score, submission_exists=bool(outputs),
+            valid_submission=g.invalid_reason is None, invalid_reason=g.invalid_reason, is_lower_better=False,
+            checks=g.checks, grade_seconds=time.monotonic() - t0,
+            submission_path=str(Path("artifacts") / attempt.attempt_id / "submission"),
+        )
+
+
+def grade_outputs(name: str, public: Path, private: Path, outputs: dict[str, bytes], scratch: Path) -> Any:
+    """Grade an agent's files (name -> bytes) for one prepared task; returns the task's Grade
+    (checks, score in [0, 1], invalid_reason). Tests call this directly on files."""
+    task = load_task(name)
+    from technique_tasks._common import GradeContext
+
+    workdir = scratch / uuid.uuid4().hex[:12]
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        return task.grade(GradeContext(public=public, private=private, outputs=outputs, workdir=workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def task_summary(name: str) -> dict[str, Any]:
+    """A task's metadata as JSON-able dict (for the HTTP service)."""
+    mod = load_task(name)
+    return {"name": name, "kind": mod.KIND, "description": mod.DESCRIPTION}
+
+
+__all__ = ["TaskInfo", "available_tasks", "list_tasks", "expand_task_selection", "validate_task_names",
+           "plan_technique_attempts", "TechniqueTask", "ensure_task_prepared", "grade_outputs", "load_task",
+           "task_sources", "technique_task_id"]
