@@ -52,10 +52,10 @@ def check_submission_format(submission: pd.DataFrame, reference: pd.DataFrame) -
     id_col = ref_cols[0]
     missing = [c for c in ref_cols if c not in submission.columns]
     extra = [c for c in submission.columns if c not in ref_cols]
-    if missing:
-        raise InvalidSubmissionError(f"missing column(s) {_short(missing)}; expected columns {_short(ref_cols)}")
-    if extra:
-        raise InvalidSubmissionError(f"unexpected column(s) {_short(extra)}; expected columns {_short(ref_cols)}")
+    if missing or extra:
+        parts = ([f"missing column(s) {_short(missing)}"] if missing else []) + \
+                ([f"unexpected column(s) {_short(extra)}"] if extra else [])
+        raise InvalidSubmissionError(f"{' and '.join(parts)}; expected columns {_short(ref_cols)}")
     sub_ids = submission[id_col].astype(str)
     ref_ids = reference[id_col].astype(str)
     dup = sub_ids[sub_ids.duplicated()]

@@ -484,14 +484,16 @@ def execute_attempt(a: AttemptSpec, ctx: _Context, prep_error: Optional[str]) ->
     def infra(msg: str) -> AttemptOutcome:
         return AttemptOutcome(**base, status="infra_error", started_at=started, ended_at=utcnow(), error=msg)
 
-    if prep_error:
-        return infra(f"preparing the task's data failed: {prep_error}")
     same_node = node_id == ctx.driver_node
     attempt_dir = (Path(ctx.store_root) / a.run_id / "artifacts" / a.attempt_id) if same_node \
         else ctx.settings.work_dir / a.run_id / a.attempt_id
     try:
         backend = backend_for(a)
-        task = backend.prepare(a, ctx.settings)
+        try:
+            # the data must be on this node; a failed up-front preparation is tried again here
+            task = backend.prepare(a, ctx.settings)
+        except Exception as e:
+            return infra(f"preparing the task's data failed: {type(e).__name__}: {e}" + (f" (first try: {prep_error})" if prep_error else ""))
         if attempt_dir.exists():
             shutil.rmtree(attempt_dir)  # a retried attempt starts clean
         attempt_dir.mkdir(parents=True)
