@@ -275,6 +275,38 @@ def calibrate(competition: List[str] = typer.Argument(..., help="Competition id(
                   f"median {board['score'].median():.4f}, worst {board['score'].iloc[-1]:.4f}")
 
 
+@app.command("serve")
+def serve_(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; beyond loopback it needs HARNESS_API_TOKENS."),
+    port: int = typer.Option(8000, "--port"),
+    address: Optional[str] = typer.Option(None, "--address", envvar="RAY_ADDRESS", help="Ray cluster address (default: a local Ray)."),
+    store: Optional[Path] = StoreOpt,
+    max_runs_per_user: int = typer.Option(4, "--max-runs-per-user", envvar="HARNESS_MAX_RUNS_PER_USER", help="Concurrent runs per user."),
+) -> None:
+    """Serve the HTTP API for harness.Client on Ray Serve (docs at /docs); Ctrl-C stops it."""
+    import time
+
+    from harness.registry import REPO_DIR
+
+    sys.path.insert(0, str(REPO_DIR))  # serve/ sits next to harness/ in the checkout
+    try:
+        from serve.app import ServiceConfigError, start, stop
+    except ImportError as e:
+        _fail(f"the service needs the serve/ folder of a harness checkout next to harness/ ({e})")
+    try:
+        url = start(host, port, store=str(store) if store else None, max_runs_per_user=max_runs_per_user, address=address)
+    except ServiceConfigError as e:
+        _fail(str(e))
+    console.print(f"harness API at {url} · docs {url}/docs · runs in {store or 'runs'} · Ctrl-C stops it")
+    out.print(url)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        stop()
+        console.print("stopped; runs cut off with a local Ray are resumable (POST /runs/{id}/resume)")
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,253 @@
+"""harness.Client: the Python SDK of the harness HTTP service (`harness serve`).
+
+    from harness import Client
+    client = Client("http://localhost:8000", token=...)
+    run_id = client.run(competition_set="experiments/splits/lite.txt", agent_id="dummy", lite=True)
+    client.wait_for_completion(run_id)
+    client.get_run_summary(run_id); client.get_results(run_id)
+
+Every call is one HTTP request (`wait_for_completion` polls); any error answer
+raises HarnessAPIError with the server's status and message.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import httpx
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "interrupted"})
+
+
+class HarnessAPIError(Exception):
+    """The server answered with an error (`status` is its HTTP status; 0 when it could not be reached)."""
+
+    def __init__(self, status: int, message: str, body: Optional[dict[str, Any]] = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.body = body or {}
+
+    def __str__(self) -> str:
+        return f"HTTP {self.status}: {self.message}" if self.status else self.message
+
+
+class Client:
+    """Talks to one harness server. `token` defaults to $HARNESS_API_TOKEN; `timeout_s` bounds each request."""
+
+    def __init__(self, base_url: str = "http://localhost:8000", token: Optional[str] = None,
+                 timeout_s: float = 60.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        token = token if token is not None else os.environ.get("HARNESS_API_TOKEN")
+        headers = {"user-agent": "harness-client"}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.base_url!r})"
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            resp = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as e:
+            raise HarnessAPIError(0, f"{method} {self.base_url}{path} timed out ({type(e).__name__}); "
+                                     "the server may be busy, retry or raise Client(timeout_s=...)") from None
+        except httpx.TransportError as e:
+            raise HarnessAPIError(0, f"cannot reach the harness server at {self.base_url} ({e}); "
+                                     "start it with `harness serve` or check the URL") from None
+        if resp.status_code >= 400:
+            self._raise_for(resp)
+        return resp
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._request(method, path, **kwargs).json()
+
+    # ------------------------------------------------------------------ runs
+
+    def run(
+        self,
+        competitions: Union[str, Sequence[str], None] = None,
+        agent_id: str = "dummy",
+        lite: bool = True,
+        *,
+        competition_set: Optional[str] = None,
+        seeds: int = 1,
+        max_concurrency: Optional[int] = None,
+        time_limit_s: Optional[float] = None,
+        technique_tasks: Union[bool, Sequence[str]] = False,
+        tasks: Sequence[str] = (),
+        engineering_tasks: Sequence[str] = (),
+        sandbox: Optional[str] = None,
+        max_retries: Optional[int] = None,
+    ) -> str:
+        """Start a run; returns its id at once (the run goes on in the server).
+
+        `competitions`: competition ids, or one split file / split name
+        ("experiments/splits/low.txt", "lite"); `competition_set`: a split, as in
+        the seeds. With neither (and no technique tasks) the `low` split runs.
+        `technique_tasks=True, tasks=[...]` runs technique tasks (all when `tasks` is empty).
+        """
+        body: dict[str, Any] = {"agent_id": agent_id, "lite": lite, "seeds": seeds}
+        if isinstance(competitions, str):
+            if competitions.endswith(".txt") or "/" in competitions:
+                body["competition_set"] = competitions
+            else:
+                body["competitions"] = competitions  # an id, or a split name: the server tells them apart
+        elif competitions is not None:
+            body["competitions"] = list(competitions)
+        if competition_set is not None:
+            if "competition_set" in body:
+                raise ValueError("give the split once: either competitions='<split file>' or competition_set=")
+            body["competition_set"] = competition_set
+        if "competitions" not in body and "competition_set" not in body and not (technique_tasks or tasks or engineering_tasks):
+            body["competition_set"] = "experiments/splits/low.txt"
+        if technique_tasks:
+            body["technique_tasks"] = technique_tasks if isinstance(technique_tasks, bool) else list(technique_tasks)
+        if tasks:
+            body["tasks"] = list(tasks)
+        if engineering_tasks:
+            body["engineering_tasks"] = list(engineering_tasks)
+        for key, value in (("max_concurrency", max_concurrency), ("time_limit_s", time_limit_s),
+                           ("sandbox", sandbox), ("max_retries", max_retries)):
+            if value is not None:
+                body[key] = value
+        return str(self._json("POST", "/runs", json=body)["run_id"])
+
+    def run_lite_existing_tasks(self, competition_set: str = "experiments/splits/low.txt", agent_id: str = "dummy") -> str:
+        """The seed's one-liner: the lite size of every competition in a split, with `agent_id`."""
+        return self.run(competition_set=competition_set, agent_id=agent_id, lite=True)
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """Status (queued, running, completed, failed, cancelled, interrupted), done/total, timings, spec."""
+        return dict(self._json("GET", f"/runs/{run_id}"))
+
+    def get_run_summary(self, run_id: str) -> dict[str, Any]:
+        """`run_id`, `eval_dir`, `files` and the aggregate metrics (valid submission rate, medals, per competition)."""
+        return dict(self._json("GET", f"/runs/{run_id}/summary"))
+
+    def get_results(self, run_id: str) -> Any:
+        """One row per attempt as a pandas DataFrame (the store's Parquet schema)."""
+        import pandas as pd
+
+        resp = self._request("GET", f"/runs/{run_id}/results", params={"format": "parquet"})
+        return pd.read_parquet(io.BytesIO(resp.content))
+
+    def list_runs(self, status: Optional[str] = None, limit: Optional[int] = None) -> list[dict[str, Any]]:
+        """Your runs, newest first (every page, or the first `limit`)."""
+        runs: list[dict[str, Any]] = []
+        offset: Optional[int] = 0
+        while offset is not None and (limit is None or len(runs) < limit):
+            params: dict[str, Any] = {"offset": offset, "limit": min(500, limit - len(runs)) if limit else 500}
+            if status:
+                params["status"] = status
+            page = self._json("GET", "/runs", params=params)
+            runs += page["runs"]
+            offset = page["next_offset"]
+        return runs
+
+    def wait_for_completion(self, run_id: str, timeout: Optional[float] = None, poll_s: float = 2.0,
+                            progress: bool = True) -> dict[str, Any]:
+        """Poll until the run is completed, failed, cancelled or interrupted; returns the final run.
+        Prints a line to stderr whenever the count of finished attempts changes (progress=False: silent).
+        Raises TimeoutError after `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last = None
+        while True:
+            run = self.get_run(run_id)
+            line = (run["status"], run["done"], run["total"])
+            if progress and line != last:
+                print(f"{run_id}: {run['status']} {run['done']}/{run['total']} attempts "
+                      f"({run['failed']} failed, {run['elapsed_s']:.0f}s)", file=sys.stderr, flush=True)
+                last = line
+            if run["status"] in TERMINAL_STATUSES:
+                return run
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"run {run_id} is still {run['status']} ({run['done']}/{run['total']} attempts) "
+                                   f"after {timeout:g}s; wait again, or cancel it with client.cancel({run_id!r})")
+            time.sleep(poll_s if deadline is None else max(0.0, min(poll_s, deadline - time.monotonic())))
+
+    def cancel(self, run_id: str) -> dict[str, Any]:
+        """Stop a run (running attempts are killed; it stays resumable). Returns {run_id, status}."""
+        return dict(self._json("POST", f"/runs/{run_id}/cancel"))
+
+    def resume(self, run_id: str) -> str:
+        """Run the missing attempts of an interrupted, cancelled or failed run; returns its id."""
+        return str(self._json("POST", f"/runs/{run_id}/resume")["run_id"])
+
+    # ------------------------------------------------------------------ artifacts
+
+    def list_artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        """Every file of the run directory: [{path, size}], paths relative to it."""
+        return list(self._json("GET", f"/runs/{run_id}/artifacts")["files"])
+
+    def get_artifact(self, run_id: str, path: str) -> bytes:
+        """One file of the run directory (e.g. "artifacts/<attempt_id>/submission/submission.csv")."""
+        return self._request("GET", f"/runs/{run_id}/artifacts/{path.lstrip('/')}").content
+
+    def download_artifacts(self, run_id: str, dest: Union[str, Path]) -> Path:
+        """The whole run directory, unpacked under `dest`; returns dest/<run_id>."""
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        with self._http.stream("GET", f"/runs/{run_id}/artifacts.zip") as resp:
+            if resp.status_code >= 400:
+                resp.read()
+                self._raise_for(resp)
+            buf = io.BytesIO()
+            for chunk in resp.iter_bytes():
+                buf.write(chunk)
+        with zipfile.ZipFile(buf) as zf:
+            root = dest.resolve()
+            for member in zf.infolist():
+                target = (dest / member.filename).resolve()
+                if root not in target.parents:  # a zip from a server is still untrusted input
+                    raise HarnessAPIError(0, f"refusing to unpack {member.filename!r}: it leaves {dest}")
+            zf.extractall(dest)
+        return dest / run_id
+
+    @staticmethod
+    def _raise_for(resp: httpx.Response) -> None:
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):  # not the API's JSON (a proxy in between, Serve itself)
+            body = {"message": resp.text.strip()[:500] or resp.reason_phrase}
+        raise HarnessAPIError(resp.status_code, str(body.get("message") or body), body)
+
+    # ------------------------------------------------------------------ catalogue
+
+    def list_competitions(self, details: bool = False) -> list[Any]:
+        """Competition ids (details=True: dicts with name, kind, metric, ...)."""
+        items = self._json("GET", "/competitions")
+        return items if details else [c["id"] for c in items]
+
+    def list_agents(self, details: bool = False) -> list[Any]:
+        """Agent ids (details=True: dicts with resources and time limit)."""
+        items = self._json("GET", "/agents")
+        return items if details else [a["id"] for a in items]
+
+    def list_technique_tasks(self, details: bool = False) -> list[Any]:
+        """Technique and engineering task names (details=True: dicts with kind and description)."""
+        items = self._json("GET", "/technique-tasks")
+        return items if details else [t["name"] for t in items]
+
+    def health(self) -> dict[str, Any]:
+        return dict(self._json("GET", "/healthz"))
