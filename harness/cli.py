@@ -275,6 +275,63 @@ def calibrate(competition: List[str] = typer.Argument(..., help="Competition id(
                   f"median {board['score'].median():.4f}, worst {board['score'].iloc[-1]:.4f}")
 
 
+images_app = typer.Typer(no_args_is_help=True, help="Docker images agents run in (the docker sandbox).")
+app.add_typer(images_app, name="images")
+sandbox_app = typer.Typer(no_args_is_help=True, help="Sandbox housekeeping.")
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@images_app.command("build")
+def images_build(
+    agent: Optional[List[str]] = typer.Option(None, "--agent", "-a", help="Agent id (repeatable); default: every agent with a Dockerfile."),
+    base_from: str = typer.Option("auto", "--base-from", help="debootstrap (no registry needed), registry (python:3.11-slim), or auto."),
+    rebuild_base: bool = typer.Option(False, "--rebuild-base", help="Build the base image even when it is present."),
+) -> None:
+    """Build the harness base image (skipped when present) and the agent images the agents need."""
+    from harness.images import ImageBuildError, agent_dockerfile, agent_image, docker_client, ensure_base_image
+    from harness.registry import load_registry
+    from harness.sandbox.base import SandboxUnavailable
+    from harness.spec import Settings
+
+    if base_from not in ("auto", "debootstrap", "registry"):
+        _fail(f"--base-from {base_from!r}: choose debootstrap, registry or auto")
+    reg = load_registry(Settings.from_env())
+    try:
+        folders = {a: reg.agent(a).dir for a in agent} if agent else \
+            {a: cfg.dir for a, cfg in sorted(reg.agents.items()) if agent_dockerfile(cfg.dir)}
+    except _user_errors() as e:
+        _fail(str(e))
+    failed = []
+    try:
+        client = docker_client()
+        ensure_base_image(client, method=base_from, log=console.print, force=rebuild_base)  # type: ignore[arg-type]
+        for aid, folder in folders.items():
+            try:
+                out.print(f"{aid}: {agent_image(folder, client, log=console.print)}")
+            except ImageBuildError as e:
+                failed.append(aid)
+                console.print(f"[red]{aid}:[/red] {e}")
+    except (SandboxUnavailable, ImageBuildError) as e:
+        _fail(str(e))
+    if failed:
+        _fail(f"could not build the image of {', '.join(failed)} (output above)", code=1)
+
+
+@sandbox_app.command("gc")
+def sandbox_gc(all_: bool = typer.Option(False, "--all", help="Also containers whose run may still be alive.")) -> None:
+    """Remove attempt containers that a crashed run left behind (found by their labels)."""
+    from harness.sandbox.base import SandboxUnavailable
+    from harness.sandbox.docker import collect_leftovers
+
+    try:
+        removed = collect_leftovers(everything=all_)
+    except SandboxUnavailable as e:
+        _fail(str(e))
+    for name in removed:
+        out.print(f"removed {name}")
+    console.print(f"{len(removed)} container(s) removed")
+
+
 @app.command("serve")
 def serve_(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; beyond loopback it needs HARNESS_API_TOKENS."),

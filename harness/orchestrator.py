@@ -195,7 +195,7 @@ def run(
         state = RunState(run_id=rs.run_id, spec=spec, owner=owner)
     agent_cfg = registry.agent(spec.agent)
     agent_env = _agent_env(agent_cfg)
-    plan = plan_attempts(spec, rs.run_id, registry)
+    plan = plan_attempts(resolve_sandbox(spec, agent_cfg), rs.run_id, registry)
     state.total = len(plan)
     state.status = "running"
     state.error = None
@@ -235,6 +235,24 @@ def _finish(rs: RunStore, state: RunState, interrupted: Optional[BaseException])
     if interrupted is not None:
         raise interrupted
     return RunResult(run_id=rs.run_id, run_dir=rs.dir, status=state.status, attempts=attempts, summary=summary)
+
+
+def resolve_sandbox(spec: RunSpec, agent: AgentConfig) -> RunSpec:
+    """`auto` becomes docker when an engine answers and the agent's image can be had, else local.
+    Refuses what the chosen sandbox cannot do: docker without an engine or base image, GPUs in the local sandbox."""
+    kind = spec.sandbox
+    if kind in ("auto", "docker"):
+        from harness.sandbox.docker import DockerSandbox
+
+        why = DockerSandbox.available()
+        if kind == "auto":
+            kind = "local" if why else "docker"
+        elif why:
+            raise RunError(why)
+    if agent.resources.gpus and kind == "local":
+        raise RunError(f"agent {agent.id!r} asks for {agent.resources.gpus} GPU(s) and the local sandbox gives none: "
+                       "use --sandbox docker on a node with GPUs, or set `resources.gpus: 0` in its config.yaml")
+    return spec if kind == spec.sandbox else spec.model_copy(update={"sandbox": kind})
 
 
 def _refuse_if_live(state: RunState) -> None:
@@ -473,7 +491,7 @@ def _attempt_task(a: AttemptSpec, ctx: _Context, prep_error: Optional[str]) -> A
 
 def execute_attempt(a: AttemptSpec, ctx: _Context, prep_error: Optional[str]) -> AttemptOutcome:
     """The body of an attempt's Ray task: data on this node, the agent in its sandbox, outputs back."""
-    from harness.sandbox.base import SandboxJob, get_sandbox
+    from harness.sandbox.base import SandboxJob, agent_command, get_sandbox
     from harness.tasks import VALIDATE_SCRIPT, backend_for, registry_for
 
     started = utcnow()
@@ -502,7 +520,7 @@ def execute_attempt(a: AttemptSpec, ctx: _Context, prep_error: Optional[str]) ->
         (attempt_dir / ".validate_submission.sh").chmod(0o755)
         agent = registry_for(ctx.settings).agent(a.agent_id)
         agent_dir = _materialize_agent(ctx)
-        command = agent.command if isinstance(agent.command, list) else ["/bin/sh", "-c", agent.command or agent.start or "false"]
+        command = agent_command(agent)
         job = SandboxJob(
             run_id=a.run_id, attempt_id=a.attempt_id, command=command, agent_dir=agent_dir, data_dir=task.public,
             attempt_dir=attempt_dir, resources=a.resources, time_limit_s=a.time_limit_s, network=agent.network,

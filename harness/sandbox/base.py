@@ -17,7 +17,7 @@ from typing import ClassVar, Optional
 
 from pydantic import BaseModel, ConfigDict
 
-from harness.spec import Resources, SandboxResult
+from harness.spec import AgentConfig, Resources, SandboxResult
 
 # Paths as the agent sees them (mlebench's layout).
 DATA = "/home/data"
@@ -106,6 +106,24 @@ class Sandbox(ABC):
         (job.logs_dir / "sandbox.json").write_text(json.dumps(record, indent=1, default=str))
 
 
+def agent_command(agent: AgentConfig) -> list[str]:
+    """The argv an agent starts with: its `command` (a list, or one shell line), else, as in
+    mlebench, `bash /home/agent/start.sh` and its kwargs (`--key value` for argparse, `key=value` for omegaconf)."""
+    if isinstance(agent.command, list):
+        return list(agent.command)
+    if agent.command:
+        return ["/bin/sh", "-c", agent.command]
+    if not agent.start:
+        return ["false"]
+    argv = ["bash", f"{AGENT}/{Path(agent.start).name}"]
+    if agent.kwargs_type == "argparse":
+        for key, value in agent.kwargs.items():
+            argv += [f"--{key}", str(value)]
+    elif agent.kwargs_type == "omegaconf":
+        argv += [f"{key}={value}" for key, value in agent.kwargs.items()]
+    return argv
+
+
 def get_sandbox(kind: str) -> Sandbox:
     """`local`, `docker`; `auto` is resolved by the orchestrator per agent."""
     if kind == "local":
@@ -113,7 +131,7 @@ def get_sandbox(kind: str) -> Sandbox:
 
         return LocalSandbox()
     if kind == "docker":
-        from harness.sandbox.docker import DockerSandbox  # type: ignore[import-not-found]
+        from harness.sandbox.docker import DockerSandbox
 
         return DockerSandbox()
     raise ValueError(f"unknown sandbox {kind!r}; use local, docker or auto")

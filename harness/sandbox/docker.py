@@ -1,0 +1,384 @@
+"""The docker sandbox: one container per attempt, through the docker SDK.
+
+The container shows the agent what the local sandbox shows it: the public data
+read-only at /home/data, its own submission/logs/code dirs writable, its folder
+read-only at /home/agent, the instructions and the validate script, and harness
+itself read-only (without its competitions folder) so `python3 -m harness.validate`
+works. Private answers are never mounted. No network unless the agent asks for it;
+memory, CPU, pids and /dev/shm limits from its resources; GPUs when it asks and the
+node has them; docker-init as PID 1; a non-root user.
+
+The container is removed whatever happens. One that outlives its driver (a crash,
+a killed Ray worker) carries labels naming its creator and its deadline, and the
+next docker attempt on the machine, or `harness sandbox gc`, removes it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+
+from harness.images import LABEL, ImageBuildError, agent_image, base_image_tag, docker_client, image_exists, owns_agent_dir
+from harness.sandbox.base import (
+    AGENT,
+    CODE,
+    DATA,
+    INSTRUCTIONS,
+    LOGS,
+    SUBMISSION,
+    VALIDATE,
+    Sandbox,
+    SandboxJob,
+    SandboxUnavailable,
+)
+from harness.sandbox.local import HARNESS_PKG, SANDBOX_HARNESS
+from harness.spec import SandboxResult
+
+AGENT_UID = 1000  # the base image's `nonroot`; used when harness itself runs as root
+KIND = "sandbox"  # value of the `harness` label on attempt containers
+_GRACE_S = 120  # past a container's deadline by this much, it is a leftover whoever made it
+
+
+class DockerSandbox(Sandbox):
+    name = "docker"
+    supports_gpus = True
+    can_disable_internet = True
+
+    @classmethod
+    def available(cls) -> Optional[str]:
+        try:
+            client = docker_client()
+        except SandboxUnavailable as e:
+            return str(e)
+        tag = base_image_tag()
+        if not image_exists(client, tag):
+            return f"the harness base image {tag} is not built here: run `harness images build` (or scripts/setup_docker.sh)"
+        return None
+
+    def run(self, job: SandboxJob, cancel: Optional[threading.Event] = None) -> SandboxResult:
+        import docker
+
+        self.attempt_init(job)
+        details: dict[str, Any] = {"sandbox": "docker"}
+        t0 = time.monotonic()
+        try:
+            client = docker_client()
+            _collect_leftovers_once(client)
+            refusal = gpu_refusal(job.resources.gpus)
+            if refusal:
+                return self._infra(job, refusal, details)
+            with open(job.log_path, "a", buffering=1) as log:
+                image = job.image or agent_image(job.agent_dir, client, log=lambda line: log.write(line + "\n"))
+            details["image"] = image
+            _make_writable_for_agent(job)
+            config = self._container_config(job, image)
+            details["container"] = config["name"]
+            container = client.containers.create(**config)
+        except (SandboxUnavailable, ImageBuildError) as e:
+            return self._infra(job, str(e), details, t0)
+        except docker.errors.DockerException as e:
+            return self._infra(job, f"could not create the container: {e}", details, t0)
+        try:
+            result = self._supervise(job, container, cancel, t0)
+        except docker.errors.DockerException as e:
+            result = SandboxResult(status="infra_error", isolation="docker", agent_seconds=time.monotonic() - t0,
+                                   error=f"the Docker engine failed during the attempt: {e}")
+        finally:
+            _remove(container)
+            _give_back(job)
+        self.write_record(job, result, **details)
+        return result
+
+    def _infra(self, job: SandboxJob, error: str, details: dict[str, Any], t0: Optional[float] = None) -> SandboxResult:
+        with open(job.log_path, "a") as log:
+            log.write(f"[harness] {error}\n")
+        result = SandboxResult(status="infra_error", isolation="docker", error=error,
+                               agent_seconds=0.0 if t0 is None else time.monotonic() - t0)
+        self.write_record(job, result, **details)
+        return result
+
+    # -------------------------------------------------------------- the container
+
+    def _container_config(self, job: SandboxJob, image: str) -> dict[str, Any]:
+        from docker.types import DeviceRequest, Mount
+
+        def bind(target: str, source: Path, read_only: bool) -> Mount:
+            return Mount(target, str(source.resolve()), type="bind", read_only=read_only)
+
+        mounts = [
+            bind(DATA, job.data_dir, True),
+            bind(SUBMISSION, job.submission_dir, False),
+            bind(LOGS, job.logs_dir, False),
+            bind(CODE, job.code_dir, False),
+            bind(f"{SANDBOX_HARNESS}/harness", HARNESS_PKG, True),
+        ]
+        if not owns_agent_dir(job.agent_dir):
+            mounts.append(bind(AGENT, job.agent_dir, True))
+        if job.instructions_path.is_file():
+            mounts.append(bind(INSTRUCTIONS, job.instructions_path, True))
+        validator = job.attempt_dir / ".validate_submission.sh"
+        if validator.is_file():
+            mounts.append(bind(VALIDATE, validator, True))
+        res = job.resources
+        threads = str(max(1, int(res.cpus)))
+        env = {
+            "HOME": "/tmp",
+            "LANG": "C.UTF-8",
+            "TMPDIR": "/tmp",
+            "PYTHONPATH": SANDBOX_HARNESS,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+            "MPLCONFIGDIR": "/tmp/.mpl",
+            "OMP_NUM_THREADS": threads,
+            "OPENBLAS_NUM_THREADS": threads,
+            "VALIDATE_SUBMISSION": VALIDATE,
+            "DATA_DIR": DATA,
+            "SUBMISSION_DIR": SUBMISSION,
+            "LOGS_DIR": LOGS,
+            "CODE_DIR": CODE,
+            "AGENT_DIR": AGENT,
+            "INSTRUCTIONS": INSTRUCTIONS,
+            **job.env,
+        }
+        memory = int(res.memory_gb * 1024**3)
+        uid, gid = _agent_ids()
+        return dict(
+            image=image,
+            # the command replaces the image's entrypoint (mlebench images start a grading server there)
+            entrypoint=job.command[:1],
+            command=job.command[1:],
+            name=container_name(job),
+            labels={
+                LABEL: KIND,
+                "harness.run_id": job.run_id,
+                "harness.attempt_id": job.attempt_id,
+                "harness.creator": f"{socket.gethostname()}:{os.getpid()}",
+                "harness.deadline": str(int(time.time() + job.time_limit_s)),
+            },
+            environment=env,
+            user=f"{uid}:{gid}",
+            working_dir=AGENT,
+            hostname="sandbox",
+            mounts=mounts,
+            tmpfs={f"{SANDBOX_HARNESS}/harness/competitions": "size=64k,mode=0555"},
+            network_mode="bridge" if job.network else "none",
+            mem_limit=memory,
+            memswap_limit=memory,  # no swapping past the limit
+            nano_cpus=int(res.cpus * 1e9),
+            pids_limit=res.pids,
+            shm_size=int(res.shm_gb * 1024**3),
+            device_requests=[DeviceRequest(count=res.gpus, capabilities=[["gpu"]])] if res.gpus else None,
+            init=True,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            stdin_open=False,
+            tty=False,
+            detach=True,
+        )
+
+    def _supervise(self, job: SandboxJob, container: Any, cancel: Optional[threading.Event], t0: float) -> SandboxResult:
+        container.start()
+        started = time.monotonic()
+        exited = threading.Event()
+        waited: dict[str, Any] = {}
+        logger = threading.Thread(target=_stream_logs, args=(container, job.log_path), daemon=True)
+        logger.start()
+        threading.Thread(target=_wait, args=(container, waited, exited), daemon=True).start()
+        memory = _MemoryWatch(container.id)
+        deadline = started + job.time_limit_s
+        why = None
+        while True:
+            memory.sample()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                why = "timeout"
+            elif cancel is not None and cancel.is_set():
+                why = "cancelled"
+            if why:
+                _kill(container)
+                exited.wait(30)
+                break
+            if exited.wait(min(left, 0.25)):
+                break
+        seconds = time.monotonic() - started
+        logger.join(10)
+        container.reload()
+        state = container.attrs.get("State", {})
+        exit_code = waited.get("code", state.get("ExitCode"))
+        if why:
+            with open(job.log_path, "ab") as log:
+                log.write(f"\n[harness] {why} after {seconds:.1f}s (limit {job.time_limit_s:g}s): container killed\n".encode())
+            status = why
+        elif state.get("OOMKilled"):
+            status = "oom"
+        elif waited.get("error"):
+            return SandboxResult(status="infra_error", isolation="docker", exit_code=exit_code, agent_seconds=seconds,
+                                 peak_memory_mb=memory.peak_mb, error=f"lost the container: {waited['error']}")
+        elif exit_code == 0:
+            status = "succeeded"
+        else:
+            status = "agent_failed"
+        error = {
+            "oom": f"memory limit of {job.resources.memory_gb:g} GB exceeded",
+            "agent_failed": f"agent exited with code {exit_code}",
+            "timeout": f"time limit of {job.time_limit_s:g}s exceeded",
+            "cancelled": "cancelled",
+        }.get(status)
+        return SandboxResult(status=status, exit_code=exit_code, isolation="docker", agent_seconds=seconds,
+                             peak_memory_mb=memory.peak_mb, error=error)
+
+
+def container_name(job: SandboxJob) -> str:
+    slug = lambda s, n: re.sub(r"[^A-Za-z0-9_.-]+", "-", s)[:n].strip("-.")  # noqa: E731
+    return f"harness-{slug(job.attempt_id, 80)}-{uuid.uuid4().hex[:8]}"
+
+
+def _stream_logs(container: Any, path: Path) -> None:
+    """Both streams, as the engine hands them over, appended to logs/agent.log."""
+    try:
+        with open(path, "ab", buffering=0) as log:
+            for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+                log.write(chunk)
+    except Exception:  # noqa: BLE001  (the container was removed under the stream: nothing more to read)
+        pass
+
+
+def _wait(container: Any, out: dict[str, Any], exited: threading.Event) -> None:
+    try:
+        out["code"] = container.wait(timeout=None)["StatusCode"]
+    except Exception as e:  # noqa: BLE001
+        out["error"] = f"{type(e).__name__}: {e}"
+    finally:
+        exited.set()
+
+
+def _kill(container: Any) -> None:
+    """SIGKILL to docker-init, PID 1 of the container's namespace: the kernel ends every process in it."""
+    import docker
+
+    try:
+        container.kill()
+    except docker.errors.APIError:
+        pass  # it exited meanwhile
+
+
+def _remove(container: Any) -> None:
+    import docker
+
+    for _ in range(20):
+        try:
+            container.remove(force=True, v=True)
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as e:
+            if "already in progress" in str(e):
+                return
+            time.sleep(0.25)
+
+
+class _MemoryWatch:
+    """The container's peak memory from its cgroup (v1 or v2), read while it runs."""
+
+    def __init__(self, container_id: str) -> None:
+        self.peak_mb: Optional[float] = None
+        self.files = [Path(f"/sys/fs/cgroup/memory/docker/{container_id}/memory.max_usage_in_bytes"),
+                      Path(f"/sys/fs/cgroup/memory/system.slice/docker-{container_id}.scope/memory.max_usage_in_bytes"),
+                      Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/memory.peak"),
+                      Path(f"/sys/fs/cgroup/docker/{container_id}/memory.peak")]
+
+    def sample(self) -> None:
+        for f in self.files:
+            try:
+                mb = int(f.read_text()) / 1024**2
+            except (OSError, ValueError):
+                continue
+            self.peak_mb = max(self.peak_mb or 0.0, mb)
+            self.files = [f]
+            return
+
+
+def _agent_ids() -> tuple[int, int]:
+    if os.getuid() == 0:
+        return AGENT_UID, AGENT_UID
+    return os.getuid(), os.getgid()
+
+
+def _make_writable_for_agent(job: SandboxJob) -> None:
+    """Root's attempt dirs belong to the agent's uid for the attempt (a non-root harness shares its own uid)."""
+    if os.getuid() != 0:
+        return
+    for d in (job.submission_dir, job.logs_dir, job.code_dir):
+        os.chown(d, AGENT_UID, AGENT_UID)
+        if d == job.logs_dir:
+            for p in d.iterdir():
+                os.chown(p, AGENT_UID, AGENT_UID)
+
+
+def _give_back(job: SandboxJob) -> None:
+    """What the agent wrote goes back to harness's own user."""
+    if os.getuid() != 0:
+        return
+    for d in (job.submission_dir, job.logs_dir, job.code_dir):
+        for root, dirs, files in os.walk(d):
+            for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
+                try:
+                    os.lchown(name, 0, 0)
+                except OSError:
+                    pass
+
+
+def gpu_refusal(asked: int) -> Optional[str]:
+    """None when this node can give `asked` GPUs to a container, else why not (before anything starts)."""
+    if asked <= 0:
+        return None
+    have = len([p for p in Path("/dev").glob("nvidia[0-9]*")])
+    if have >= asked:
+        return None
+    return (f"the agent asks for {asked} GPU(s) and this node has {have} (no /dev/nvidia* devices): refused before start; "
+            "run it where GPUs are (Ray schedules by `resources.gpus`) or set `resources.gpus: 0` in its config.yaml")
+
+
+# ---------------------------------------------------------------- leftovers
+
+
+def _creator_gone(creator: str) -> bool:
+    host, _, pid = creator.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def collect_leftovers(client: Any = None, everything: bool = False) -> list[str]:
+    """Remove attempt containers whose creating process is gone (or whose deadline passed long ago;
+    all of them with `everything`). Returns their names."""
+    client = client or docker_client()
+    removed = []
+    for c in client.containers.list(all=True, filters={"label": f"{LABEL}={KIND}"}):
+        labels = c.labels or {}
+        overdue = time.time() > float(labels.get("harness.deadline", "inf")) + _GRACE_S
+        if everything or overdue or _creator_gone(labels.get("harness.creator", "")):
+            _remove(c)
+            removed.append(c.name)
+    return removed
+
+
+_collected = threading.Event()
+
+
+def _collect_leftovers_once(client: Any) -> None:
+    if not _collected.is_set():
+        _collected.set()
+        collect_leftovers(client)
