@@ -304,7 +304,7 @@ def _init_ray(address: Optional[str]) -> None:
     if address:
         ray.init(address=address, logging_level="WARNING", log_to_driver=False)
     else:
-        ray.init(include_dashboard=False, logging_level="WARNING", log_to_driver=False, configure_logging=True)
+        ray.init(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
 
 
 def _check_resources(agent: AgentConfig, spec: RunSpec) -> None:

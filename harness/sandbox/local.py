@@ -328,7 +328,7 @@ def cgroup_usable() -> bool:
     """cgroup v1 memory/cpu/pids hierarchies where this process may create groups."""
     if os.environ.get("HARNESS_NO_CGROUP"):
         return False
-    probe = f"harness/probe-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    probe = f"harness-probe-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     made = []
     try:
         for c in CONTROLLERS:
@@ -356,7 +356,9 @@ class CgroupV1:
 
     @classmethod
     def create(cls, name: str, res: Resources) -> "CgroupV1":
-        dirs = {c: CGROUP_ROOT / c / "harness" / name for c in CONTROLLERS}
+        # top level, not under a shared parent: in cgroup v1 a parent group's cpu.shares would
+        # make all attempts together weigh as much as one process against the rest of the machine
+        dirs = {c: CGROUP_ROOT / c / f"harness-{name}" for c in CONTROLLERS}
         for d in dirs.values():
             d.mkdir(parents=True, exist_ok=True)
         mem = dirs["memory"]
