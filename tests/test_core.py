@@ -69,6 +69,9 @@ def test_baseline_beats_dummy_everywhere(ray_local, store: Path) -> None:
     d = dummy.attempts.set_index("competition_id")
     b = baseline.attempts.set_index("competition_id")
     assert b["valid_submission"].all(), b[["status", "invalid_reason", "error"]]
+    # the agent checked its own submission with the in-sandbox validator, which gives no score
+    log = (store / baseline.run_id / "artifacts" / baseline.attempts["attempt_id"].iloc[0] / "logs" / "agent.log").read_text()
+    assert "validation: Submission is valid." in log
     for cid in d.index:
         lower = bool(b.loc[cid, "is_lower_better"])
         better = b.loc[cid, "score"] < d.loc[cid, "score"] if lower else b.loc[cid, "score"] > d.loc[cid, "score"]

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ def sandbox_kind(request: pytest.FixtureRequest) -> str:
 def make_job(tmp: Path, agent: str, **overrides) -> SandboxJob:  # type: ignore[no-untyped-def]
     cfg = yaml.safe_load((AGENTS / agent / "config.yaml").read_text())
     data = tmp / "public"
-    data.mkdir(exist_ok=True)
+    data.mkdir(parents=True, exist_ok=True)
     (data / "sample_submission.csv").write_text("id,y\n1,0.5\n2,0.5\n")
     fields = dict(
         run_id="test-run", attempt_id=f"{agent}-{uuid.uuid4().hex[:6]}", command=["/bin/sh", "-c", cfg["command"]],
@@ -138,3 +139,26 @@ def test_exit_code_and_both_streams_reach_the_log(sandbox_kind: str, tmp_path: P
     assert "to stdout" in log and "to stderr" in log
     record = json.loads((job.logs_dir / "sandbox.json").read_text())
     assert record["status"] == "agent_failed" and record["exit_code"] == 3
+
+
+def test_without_bubblewrap_it_still_runs_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.sandbox.local as local
+
+    monkeypatch.setenv("HARNESS_NO_BWRAP", "1")
+    monkeypatch.setattr(local, "_warned", False)
+    job = make_job(tmp_path, "failer")
+    with pytest.warns(RuntimeWarning, match="WITHOUT isolation"):
+        result = get_sandbox("local").run(job)
+    assert result.isolation == "none" and result.status == "agent_failed" and result.exit_code == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        get_sandbox("local").run(make_job(tmp_path / "again", "failer"))  # warned once, not twice
+
+
+def test_rlimits_hold_where_cgroups_are_not_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_NO_CGROUP", "1")
+    job = make_job(tmp_path, "hog")
+    result = get_sandbox("local").run(job)
+    assert result.status == "oom", (result, job.log_path.read_text())
+    assert json.loads((job.logs_dir / "sandbox.json").read_text())["cgroup"] is False
+

@@ -57,19 +57,24 @@ class LocalSandbox(Sandbox):
 
     def run(self, job: SandboxJob, cancel: Optional[threading.Event] = None) -> SandboxResult:
         self.attempt_init(job)
-        isolation: Isolation = "bwrap" if bwrap_usable() else "none"
+        # HARNESS_NO_BWRAP / HARNESS_NO_CGROUP force the fallbacks (for tests and odd hosts)
+        isolation: Isolation = "bwrap" if not os.environ.get("HARNESS_NO_BWRAP") and bwrap_usable() else "none"
         if isolation == "none":
             _warn_no_bwrap()
-        cgroup = CgroupV1.create(f"{job.attempt_id[:80]}-{uuid.uuid4().hex[:8]}", job.resources) if cgroup_usable() else None
+        use_cgroup = not os.environ.get("HARNESS_NO_CGROUP") and cgroup_usable()
+        cgroup = CgroupV1.create(f"{job.attempt_id[:80]}-{uuid.uuid4().hex[:8]}", job.resources) if use_cgroup else None
         status_file = tempfile.NamedTemporaryFile(prefix="bwrap-status-", delete=False)
+        home = None if isolation == "bwrap" else tempfile.mkdtemp(prefix="harness-home-")
         try:
-            argv, env = self._command(job, isolation, cgroup, status_file.fileno())
+            argv, env = self._command(job, isolation, cgroup, status_file.fileno(), home)
             result = self._supervise(job, argv, env, isolation, cgroup, cancel, status_file)
         except OSError as e:
             result = SandboxResult(status="infra_error", isolation=isolation, error=f"could not start the sandbox: {e}")
         finally:
             status_file.close()
             os.unlink(status_file.name)
+            if home is not None:
+                shutil.rmtree(home, ignore_errors=True)
             if cgroup is not None:
                 cgroup.remove()
         self.write_record(job, result, sandbox="local", cgroup=cgroup is not None)
@@ -77,7 +82,8 @@ class LocalSandbox(Sandbox):
 
     # -------------------------------------------------------------- building the command
 
-    def _command(self, job: SandboxJob, isolation: Isolation, cgroup: Optional["CgroupV1"], status_fd: int) -> tuple[list[str], dict[str, str]]:
+    def _command(self, job: SandboxJob, isolation: Isolation, cgroup: Optional["CgroupV1"], status_fd: int,
+                 host_home: Optional[str]) -> tuple[list[str], dict[str, str]]:
         inside = isolation == "bwrap"
         paths = {
             "DATA_DIR": DATA if inside else str(job.data_dir),
@@ -87,7 +93,7 @@ class LocalSandbox(Sandbox):
             "AGENT_DIR": AGENT if inside else str(job.agent_dir),
             "INSTRUCTIONS": INSTRUCTIONS if inside else str(job.instructions_path),
         }
-        home = "/tmp" if inside else tempfile.mkdtemp(prefix="harness-home-")
+        home = "/tmp" if inside else str(host_home)
         py_bin = str(Path(sys.executable).parent)
         env = {
             "PATH": f"{py_bin}:/usr/local/bin:/usr/bin:/bin",
@@ -108,7 +114,7 @@ class LocalSandbox(Sandbox):
         cmd = list(job.command)
         if inside:
             cmd = self._bwrap_argv(job, status_fd) + cmd
-        elif cgroup is None:
+        if cgroup is None:
             cmd = _rlimit_prefix(job.resources) + cmd
         if cgroup is not None:
             # join the cgroups before exec, so every descendant is counted and killable
@@ -326,8 +332,6 @@ CONTROLLERS = ("memory", "cpu", "pids")
 @functools.lru_cache(maxsize=1)
 def cgroup_usable() -> bool:
     """cgroup v1 memory/cpu/pids hierarchies where this process may create groups."""
-    if os.environ.get("HARNESS_NO_CGROUP"):
-        return False
     probe = f"harness-probe-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     made = []
     try:
