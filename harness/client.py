@@ -205,14 +205,17 @@ class Client:
     def download_artifacts(self, run_id: str, dest: Union[str, Path]) -> Path:
         """The whole run directory, unpacked under `dest`; returns dest/<run_id>."""
         dest = Path(dest)
+        buf = io.BytesIO()
+        try:
+            with self._http.stream("GET", f"/runs/{run_id}/artifacts.zip") as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    self._raise_for(resp)
+                for chunk in resp.iter_bytes():
+                    buf.write(chunk)
+        except httpx.TransportError as e:
+            raise HarnessAPIError(0, f"downloading the artifacts of {run_id} from {self.base_url} failed ({e}); retry") from None
         dest.mkdir(parents=True, exist_ok=True)
-        with self._http.stream("GET", f"/runs/{run_id}/artifacts.zip") as resp:
-            if resp.status_code >= 400:
-                resp.read()
-                self._raise_for(resp)
-            buf = io.BytesIO()
-            for chunk in resp.iter_bytes():
-                buf.write(chunk)
         with zipfile.ZipFile(buf) as zf:
             root = dest.resolve()
             for member in zf.infolist():

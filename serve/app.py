@@ -43,7 +43,8 @@ def _error(status: int, error: str, message: str, field: Optional[str] = None) -
 
 
 class BodyLimit:
-    """Refuse request bodies over `max_bytes` with 413, by Content-Length or while streaming."""
+    """Refuse request bodies over `max_bytes` with 413: at once by Content-Length, else (chunked)
+    by reading the body up to the limit before the app sees it."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -56,35 +57,38 @@ class BodyLimit:
         too_large = _error(413, "too_large", f"request body over the limit of {self.max_bytes} bytes; "
                                               "a run request is a small JSON object")
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await too_large(scope, receive, send)
-            return
-        seen = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
+        if length is not None:
+            if not length.isdigit() or int(length) > self.max_bytes:
                 await too_large(scope, receive, send)
+                return
+            await self.app(scope, receive, send)  # the server holds the client to its Content-Length
+            return
+        if scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        chunks, seen = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_bytes:
+                await too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        replayed = False
 
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
 
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, replay, send)
 
 
 def create_app(service: RunService, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
@@ -113,7 +117,8 @@ def create_app(service: RunService, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
             message = f"{request.method} is not allowed on {request.url.path}; the API is described at /docs"
         else:
             message = str(e.detail)
-        return _error(e.status_code, {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "error"), message)
+        kind = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "error")
+        return _error(e.status_code, kind, message)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, e: Exception) -> JSONResponse:
