@@ -286,6 +286,7 @@ def images_build(
     agent: Optional[List[str]] = typer.Option(None, "--agent", "-a", help="Agent id (repeatable); default: every agent with a Dockerfile."),
     base_from: str = typer.Option("auto", "--base-from", help="debootstrap (no registry needed), registry (python:3.11-slim), or auto."),
     rebuild_base: bool = typer.Option(False, "--rebuild-base", help="Build the base image even when it is present."),
+    base_only: bool = typer.Option(False, "--base-only", help="Only the base image, no agent images."),
 ) -> None:
     """Build the harness base image (skipped when present) and the agent images the agents need."""
     from harness.images import ImageBuildError, agent_dockerfile, agent_image, docker_client, ensure_base_image
@@ -297,7 +298,7 @@ def images_build(
         _fail(f"--base-from {base_from!r}: choose debootstrap, registry or auto")
     reg = load_registry(Settings.from_env())
     try:
-        folders = {a: reg.agent(a).dir for a in agent} if agent else \
+        folders = {} if base_only else {a: reg.agent(a).dir for a in agent} if agent else \
             {a: cfg.dir for a, cfg in sorted(reg.agents.items()) if agent_dockerfile(cfg.dir)}
     except _user_errors() as e:
         _fail(str(e))

@@ -187,7 +187,8 @@ class DockerSandbox(Sandbox):
         started = time.monotonic()
         exited = threading.Event()
         waited: dict[str, Any] = {}
-        logger = threading.Thread(target=_stream_logs, args=(container, job.log_path), daemon=True)
+        streamed = {"bytes": 0}
+        logger = threading.Thread(target=_stream_logs, args=(container, job.log_path, streamed), daemon=True)
         logger.start()
         threading.Thread(target=_wait, args=(container, waited, exited), daemon=True).start()
         memory = _MemoryWatch(container.id)
@@ -208,6 +209,7 @@ class DockerSandbox(Sandbox):
                 break
         seconds = time.monotonic() - started
         logger.join(10)
+        _append_unstreamed(container, job.log_path, streamed["bytes"])
         container.reload()
         state = container.attrs.get("State", {})
         exit_code = waited.get("code", state.get("ExitCode"))
@@ -239,14 +241,28 @@ def container_name(job: SandboxJob) -> str:
     return f"harness-{slug(job.attempt_id, 80)}-{uuid.uuid4().hex[:8]}"
 
 
-def _stream_logs(container: Any, path: Path) -> None:
+def _stream_logs(container: Any, path: Path, streamed: dict[str, int]) -> None:
     """Both streams, as the engine hands them over, appended to logs/agent.log."""
     try:
         with open(path, "ab", buffering=0) as log:
             for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
                 log.write(chunk)
+                streamed["bytes"] += len(chunk)
     except Exception:  # noqa: BLE001  (the container was removed under the stream: nothing more to read)
         pass
+
+
+def _append_unstreamed(container: Any, path: Path, streamed: int) -> None:
+    """A last line without a newline can miss a follow stream that ends with the container: take it from the full log."""
+    import docker
+
+    try:
+        full = container.logs(stdout=True, stderr=True)
+    except docker.errors.APIError:
+        return
+    if len(full) > streamed:
+        with open(path, "ab") as log:
+            log.write(full[streamed:])
 
 
 def _wait(container: Any, out: dict[str, Any], exited: threading.Event) -> None:
