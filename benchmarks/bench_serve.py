@@ -1,0 +1,175 @@
+"""GET /runs/{id} through Ray Serve vs the same FastAPI app on bare uvicorn.
+
+    python benchmarks/bench_serve.py [--clients 16] [--seconds 8] [--max-requests 4000]
+
+Records one real run (dummy agent, lite breast-cancer-diagnosis) in a temporary
+store, serves the store twice — the Serve deployment `harness serve` uses, and
+`serve.app.create_app` under plain uvicorn in a subprocess — and hits
+`GET /runs/{id}` from `--clients` concurrent keep-alive clients on loopback for
+at most `--seconds` or `--max-requests` per server. Prints requests/s and
+p50/p99 latency side by side and their ratio. Both servers answer from the same
+handler and store, so the ratio is the price of Serve's proxy -> replica hop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_up(port: int, path: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"nothing answered 200 on 127.0.0.1:{port}{path} within {timeout:g}s")
+
+
+def load(port: int, path: str, clients: int, seconds: float, max_requests: int) -> dict[str, float]:
+    """`clients` threads, each with one keep-alive connection, GET `path` until the time or count
+    budget is spent. Returns req/s, p50/p99 latency (ms) and the count of non-200 answers."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    budget = [max_requests]
+    start_gate = threading.Barrier(clients + 1)
+    stop_at = [0.0]
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine: list[float] = []
+        bad = 0
+        start_gate.wait()
+        while time.monotonic() < stop_at[0]:
+            with lock:
+                if budget[0] <= 0:
+                    break
+                budget[0] -= 1
+            t0 = time.perf_counter()
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            resp.read()
+            mine.append(time.perf_counter() - t0)
+            bad += resp.status != 200
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            errors[0] += bad
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    stop_at[0] = time.monotonic() + seconds
+    t0 = time.perf_counter()
+    start_gate.wait()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {"requests": len(latencies), "rps": len(latencies) / elapsed, "p50_ms": q[49] * 1e3,
+            "p99_ms": q[98] * 1e3, "errors": errors[0]}
+
+
+def bare_server(port: int, store: str) -> None:
+    """The same app and handler as the Serve deployment, under one uvicorn process."""
+    import uvicorn
+
+    from serve.app import create_app
+    from serve.auth import TokenTable
+    from serve.service import RunService
+
+    uvicorn.run(create_app(RunService(store, TokenTable(None))), host="127.0.0.1", port=port,
+                log_level="warning", access_log=False)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=8.0, help="time budget per server")
+    ap.add_argument("--max-requests", type=int, default=4000, help="request budget per server")
+    ap.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--store", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.bare_server is not None:
+        bare_server(args.bare_server, args.store)
+        return
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    for name in ("data", "runs", "work"):
+        (tmp / name).mkdir()
+        os.environ[f"HARNESS_{name.upper()}_DIR"] = str(tmp / name)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    import harness
+    from serve.app import start, stop
+
+    bare = None
+    try:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+        t0 = time.monotonic()
+        run = harness.run(["breast-cancer-diagnosis"], agent="dummy", lite=True, store=tmp / "runs")
+        print(f"recorded run {run.run_id} ({run.status}) in {time.monotonic() - t0:.1f}s", file=sys.stderr)
+        path = f"/runs/{run.run_id}"
+
+        serve_port, bare_port = free_port(), free_port()
+        bare = subprocess.Popen([sys.executable, __file__, "--bare-server", str(bare_port), "--store", str(tmp / "runs")])
+        t0 = time.monotonic()
+        start("127.0.0.1", serve_port, store=str(tmp / "runs"))
+        print(f"Serve up in {time.monotonic() - t0:.1f}s", file=sys.stderr)
+        wait_up(serve_port, path)
+        wait_up(bare_port, path)
+
+        results = {}
+        for name, port in (("Ray Serve", serve_port), ("FastAPI + uvicorn", bare_port)):
+            load(port, path, args.clients, 1.0, 200)  # warm up connections and code paths
+            results[name] = load(port, path, args.clients, args.seconds, args.max_requests)
+
+        s, b = results["Ray Serve"], results["FastAPI + uvicorn"]
+        print(f"\nGET /runs/{{id}} · {args.clients} concurrent keep-alive clients · loopback · "
+              f"≤{args.seconds:g}s or ≤{args.max_requests} requests per server · {os.cpu_count()} CPUs")
+        print(f"{'server':<20}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-200':>9}")
+        for name, r in results.items():
+            print(f"{name:<20}{r['requests']:>10.0f}{r['rps']:>10.1f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}{r['errors']:>9.0f}")
+        print(f"{'ratio Serve / bare':<20}{'':>10}{s['rps'] / b['rps']:>9.2f}x{s['p50_ms'] / b['p50_ms']:>9.2f}x"
+              f"{s['p99_ms'] / b['p99_ms']:>9.2f}x")
+    finally:
+        if bare is not None:
+            bare.terminate()
+            bare.wait(timeout=30)
+        try:
+            stop()
+        except Exception:
+            pass
+        ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
