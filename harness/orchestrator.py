@@ -104,7 +104,8 @@ def resolve_spec(
     """Turn user input into a RunSpec, checking every name against the registry."""
     ids: list[str] = []
     if isinstance(competitions, str):
-        ids += read_competition_set(competitions) if (Path(competitions).suffix == ".txt" or "/" in competitions) else [competitions]
+        # one id, or a competition set: a split name ("lite") or a split file ("experiments/splits/low.txt")
+        ids += [competitions] if competitions in registry.competitions else read_competition_set(competitions)
     elif competitions:
         ids += list(competitions)
     if split:
@@ -351,7 +352,9 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
             prep[key] = _prepare_task.remote(a, settings)
     prep_of = lambda a: prep[(a.task_kind, a.task_id if a.task_kind == "technique" else a.competition_id, a.lite)]  # noqa: E731
 
-    limit = spec.max_concurrency or 10**9
+    # default: enough in flight to fill every CPU twice over, so the driver never holds thousands of refs
+    cpus = sum(n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive"))
+    limit = spec.max_concurrency or max(2, 2 * int(cpus / max(res.cpus, 0.01)))
     queue = deque((a, 1) for a in todo)
     inflight: dict[Any, tuple[str, AttemptSpec, int, Optional[AttemptOutcome]]] = {}
     running = 0
