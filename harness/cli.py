@@ -19,8 +19,13 @@ out = Console()
 StoreOpt = typer.Option(None, "--store", envvar="HARNESS_RUNS_DIR", help="Run store (default ./runs).")
 
 
-def _fail(msg: str, code: int = 2) -> None:
-    console.print(f"[red]error:[/red] {msg}")
+def _fail(msg: object, code: int = 2) -> None:
+    from pydantic import ValidationError
+
+    if isinstance(msg, ValidationError):  # one line naming the field, not pydantic's report
+        first = msg.errors()[0]
+        msg = f"{'.'.join(str(x) for x in first['loc'])}: {first['msg']}"
+    console.print(f"error: {msg}", style="red", markup=False, highlight=False)
     raise typer.Exit(code)
 
 
@@ -89,7 +94,7 @@ def run(
         raise typer.Exit(130)
     except _user_errors() as e:
         progress.stop()
-        _fail(str(e))
+        _fail(e)
     progress.stop()
     from harness.store import RunStore
 
@@ -124,7 +129,7 @@ def report(run_id: str, store: Optional[Path] = StoreOpt, as_json: bool = typer.
     try:
         rs.read_state()
     except _user_errors() as e:
-        _fail(str(e))
+        _fail(e)
     _print_report(rs)
     if as_json and rs.read_summary():
         out.print_json(rs.read_summary().model_dump_json())  # type: ignore[union-attr]
@@ -213,7 +218,7 @@ def prepare(
             data = ensure_prepared(reg.competition(cid), settings, lite)
             out.print(f"{cid}: {data.public.parent}")
     except _user_errors() as e:
-        _fail(str(e))
+        _fail(e)
 
 
 @app.command("list")
@@ -270,7 +275,7 @@ def calibrate(competition: List[str] = typer.Argument(..., help="Competition id(
         try:
             board = run_calibration(reg.competition(cid), settings)
         except _user_errors() as e:
-            _fail(str(e))
+            _fail(e)
         out.print(f"{cid}: {len(board)} reference solutions, best {board['score'].iloc[0]:.4f}, "
                   f"median {board['score'].median():.4f}, worst {board['score'].iloc[-1]:.4f}")
 
@@ -301,7 +306,7 @@ def images_build(
         folders = {} if base_only else {a: reg.agent(a).dir for a in agent} if agent else \
             {a: cfg.dir for a, cfg in sorted(reg.agents.items()) if agent_dockerfile(cfg.dir)}
     except _user_errors() as e:
-        _fail(str(e))
+        _fail(e)
     failed = []
     try:
         client = docker_client()
@@ -313,7 +318,7 @@ def images_build(
                 failed.append(aid)
                 console.print(f"[red]{aid}:[/red] {e}")
     except (SandboxUnavailable, ImageBuildError) as e:
-        _fail(str(e))
+        _fail(e)
     if failed:
         _fail(f"could not build the image of {', '.join(failed)} (output above)", code=1)
 
@@ -327,7 +332,7 @@ def sandbox_gc(all_: bool = typer.Option(False, "--all", help="Also containers w
     try:
         removed = collect_leftovers(everything=all_)
     except SandboxUnavailable as e:
-        _fail(str(e))
+        _fail(e)
     for name in removed:
         out.print(f"removed {name}")
     console.print(f"{len(removed)} container(s) removed")
@@ -354,7 +359,7 @@ def serve_(
     try:
         url = start(host, port, store=str(store) if store else None, max_runs_per_user=max_runs_per_user, address=address)
     except ServiceConfigError as e:
-        _fail(str(e))
+        _fail(e)
     console.print(f"harness API at {url} · docs {url}/docs · runs in {store or 'runs'} · Ctrl-C stops it")
     out.print(url)
     try:
