@@ -7,6 +7,12 @@ competition's own grader against the private answers, and writes
 `leaderboard.csv` (best first) and `checksums.yaml`. Anyone can rerun it and get
 the same file: nothing in a leaderboard is typed by hand.
 
+A competition whose preparer takes `lite` is calibrated twice: the lite data gets
+its own field, `leaderboard.lite.csv` and `checksums.lite.yaml`, and grading uses
+that leaderboard for lite attempts (a smaller training set shifts every score, so
+medals on lite data are only fair against a field trained on the same data).
+The sizes an agent gets (rows, files, MB) are recorded under `sizes` in config.yaml.
+
 A competition whose public data is not one table per split (images, time series)
 provides `reference.py` with `load_features(public: Path) -> (X, y, X_test, test_ids)`.
 """
@@ -16,10 +22,11 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
+import yaml
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor, RandomForestClassifier, RandomForestRegressor
 from sklearn.impute import SimpleImputer
@@ -30,7 +37,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from harness.data import ensure_prepared, write_checksums
+from harness.data import ensure_prepared, preparer_takes_lite, write_checksums
 from harness.registry import load_callable
 from harness.spec import CompetitionConfig, Settings
 
@@ -123,7 +130,11 @@ def reference_field(p: Problem) -> list[tuple[str, pd.DataFrame]]:
         if p.classification and ys.nunique() < 2:
             rows = np.arange(len(p.X))[: max(n, 50)]
             Xs, ys = p.X.iloc[rows][feats], p.y.iloc[rows]
-        model = make().fit(Xs, ys)
+        model = make()
+        knn = model.steps[-1][1] if hasattr(model, "steps") else model
+        if hasattr(knn, "n_neighbors"):
+            knn.n_neighbors = min(knn.n_neighbors, len(ys))  # tiny training fractions
+        model.fit(Xs, ys)
         subs.append((f"{name}/{label}", _submission(p, model, p.X_test[feats])))
     return subs
 
@@ -145,9 +156,23 @@ def _submission(p: Problem, model: Any, X_test: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def calibrate(comp: CompetitionConfig, settings: Settings, write: bool = True) -> pd.DataFrame:
-    """Grade the reference field; return (and write) the leaderboard, best first."""
-    data = ensure_prepared(comp, settings, lite=False)
+def calibrate(comp: CompetitionConfig, settings: Settings, write: bool = True,
+              lite: Optional[bool] = None) -> pd.DataFrame:
+    """Grade the reference field on the full data (`lite=False`), the lite data (`lite=True`),
+    or both (`None`, the default); write leaderboard[.lite].csv, checksums[.lite].yaml and the
+    `sizes` entry of config.yaml. Returns the leaderboard of the full size (or of the only
+    size asked for), best first."""
+    sizes = [False, True] if lite is None else [lite]
+    if True in sizes and not preparer_takes_lite(comp):
+        sizes.remove(True)  # its lite attempts use the full data and leaderboard
+    boards = {size: _calibrate_size(comp, settings, size, write) for size in sizes}
+    if write:
+        _write_sizes(comp, settings, sizes)
+    return boards[sizes[0]]
+
+
+def _calibrate_size(comp: CompetitionConfig, settings: Settings, lite: bool, write: bool) -> pd.DataFrame:
+    data = ensure_prepared(comp, settings, lite=lite)
     problem = load_problem(data.public, comp)
     grade = load_callable(comp.dir, comp.grader["grade_fn"], "grader.grade_fn")
     answers = pd.read_csv(data.answers)
@@ -156,6 +181,26 @@ def calibrate(comp: CompetitionConfig, settings: Settings, write: bool = True) -
     board = pd.DataFrame(rows).sort_values("score", ascending=lower, kind="mergesort").reset_index(drop=True)
     board.insert(0, "rank", np.arange(1, len(board) + 1))
     if write:
-        board.to_csv(comp.dir / "leaderboard.csv", index=False, float_format="%.10g")
+        board.to_csv(comp.dir / ("leaderboard.lite.csv" if lite else "leaderboard.csv"), index=False, float_format="%.10g")
         write_checksums(comp, data)
     return board
+
+
+def dataset_size(public: Path) -> dict[str, float]:
+    """What an agent gets: table rows (train + test, or the series/rows files), files, MB."""
+    files = [p for p in public.rglob("*") if p.is_file()]
+    rows = 0
+    for name in ("train.csv", "test.csv"):
+        if (public / name).is_file():
+            with open(public / name, "rb") as f:
+                rows += max(0, sum(1 for _ in f) - 1)
+    return {"rows": rows, "files": len(files), "mb": round(sum(p.stat().st_size for p in files) / 1e6, 2)}
+
+
+def _write_sizes(comp: CompetitionConfig, settings: Settings, sizes: list[bool]) -> None:
+    """Record each size in config.yaml (`sizes: {full: {rows, files, mb}, lite: ...}`), so
+    `harness list competitions` can show it without preparing anything."""
+    cfg_path = comp.dir / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["sizes"] = {("lite" if lite else "full"): dataset_size(ensure_prepared(comp, settings, lite).public) for lite in sizes}
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))

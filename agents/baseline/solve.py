@@ -1,17 +1,26 @@
-"""The baseline agent: infer the task from the sample submission, choose a model by
-cross-validation, refit on all training data, predict, validate, save code and logs.
+"""The baseline agent: read the task, turn the data into features by task kind, choose a
+model by cross-validation on the competition's own metric, refit, predict, validate, and
+save code and logs.
 
-Task inference (no metadata needed beyond mlebench's files):
-- the sample submission's first column is the id, the others are what to predict;
-- one target column that is in train.csv: regression if the target is continuous,
-  classification otherwise, and probabilities when the sample holds fractions;
-- several target columns: class probabilities for the label column of train.csv.
+What it reads (nothing beyond mlebench's files):
+- the sample submission: its first column is the id, the others are what to predict;
+  one column that is in train.csv -> labels or values; several -> class probabilities;
+- `description.md`: which metric the host scores with (AUC, log loss, accuracy, macro-F1,
+  RMSE, MAE), so the models are compared the way the leaderboard will compare them;
+- the files present: `train_series.csv` -> time series, `train/*.png` -> images, else a table
+  (see features.py).
+
+Models: gradient boosting (sklearn's HistGradientBoosting), a random forest, and a linear
+model (plus an RBF support-vector machine on images and series when labels, not
+probabilities, are asked for); 5-fold CV (3-fold on larger feature
+sets) picks one, and the pick is refit on all training rows.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,10 +32,13 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor, RandomForestClassifier, RandomForestRegressor
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.svm import SVC
+
+from features import load_tables
 
 DATA = Path(os.environ.get("DATA_DIR", "/home/data"))
 SUBMISSION = Path(os.environ.get("SUBMISSION_DIR", "/home/submission"))
@@ -34,78 +46,114 @@ LOGS = Path(os.environ.get("LOGS_DIR", "/home/logs"))
 CODE = Path(os.environ.get("CODE_DIR", "/home/code"))
 SEED = int(os.environ.get("HARNESS_SEED", "0"))
 
+#: description wording -> (sklearn scorer, needs probabilities)
+METRICS = [
+    (r"log[ -]?loss|logarithmic loss|cross[- ]entropy", "neg_log_loss", True),
+    (r"\bauc\b|roc curve|area under", "roc_auc", True),
+    (r"macro[- ]?(averaged )?f1|f1 score", "f1_macro", False),
+    (r"accuracy", "accuracy", False),
+    (r"mean absolute error|\bmae\b", "neg_mean_absolute_error", False),
+    (r"root mean squared error|\brmse\b", "neg_root_mean_squared_error", False),
+]
+
 
 def log(msg: str) -> None:
     print(f"[baseline {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def metric_from_description(classification: bool, binary: bool, wants_proba: bool) -> str:
+    desc = (DATA / "description.md").read_text().lower() if (DATA / "description.md").is_file() else ""
+    evaluation = desc.split("## evaluation", 1)[-1].split("\n## ", 1)[0] if "## evaluation" in desc else desc
+    for pattern, scorer, _ in METRICS:
+        if re.search(pattern, evaluation):
+            if scorer == "roc_auc" and not binary:
+                continue
+            return scorer
+    if classification:
+        return ("roc_auc" if binary else "neg_log_loss") if wants_proba else "accuracy"
+    return "neg_root_mean_squared_error"
 
 
 def preprocessor(X: pd.DataFrame, scale: bool) -> ColumnTransformer:
     numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c])]
     categorical = [c for c in X.columns if c not in numeric]
     num = [SimpleImputer(strategy="median")] + ([StandardScaler()] if scale else [])
-    return ColumnTransformer([
-        ("num", make_pipeline(*num), numeric),
-        ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"),
-                              OneHotEncoder(handle_unknown="ignore", max_categories=30)), categorical),
-    ])
+    steps = [("num", make_pipeline(*num), numeric)]
+    if categorical:
+        steps.append(("cat", make_pipeline(SimpleImputer(strategy="most_frequent"),
+                                           OneHotEncoder(handle_unknown="ignore", max_categories=30)), categorical))
+    return ColumnTransformer(steps)
 
 
-def candidates(X: pd.DataFrame, classification: bool) -> dict:
+def candidates(X: pd.DataFrame, classification: bool, kind: str, proba: bool) -> dict:
+    wide = X.shape[1] > 100
     if classification:
-        return {
-            "logistic_regression": make_pipeline(preprocessor(X, True), LogisticRegression(C=1.0, max_iter=2000)),
-            "random_forest": make_pipeline(preprocessor(X, False), RandomForestClassifier(n_estimators=300, random_state=SEED, n_jobs=1)),
-            "hist_gradient_boosting": make_pipeline(preprocessor(X, False), HistGradientBoostingClassifier(random_state=SEED)),
+        models = {
+            "logistic_regression": make_pipeline(preprocessor(X, True), LogisticRegression(C=0.5, max_iter=3000)),
+            "hist_gradient_boosting": make_pipeline(preprocessor(X, False), HistGradientBoostingClassifier(
+                learning_rate=0.08, max_iter=150, l2_regularization=1.0, random_state=SEED)),
+            "random_forest": make_pipeline(preprocessor(X, False), RandomForestClassifier(
+                n_estimators=200, min_samples_leaf=1 if not proba else 2, random_state=SEED, n_jobs=1)),
         }
+        if kind in ("images", "series") and not proba:
+            models["svm_rbf"] = make_pipeline(preprocessor(X, True), SVC(C=5.0, gamma="scale", random_state=SEED))
+        if wide:
+            models.pop("random_forest")
+        return models
     return {
-        "ridge": make_pipeline(preprocessor(X, True), Ridge(alpha=1.0)),
-        "random_forest": make_pipeline(preprocessor(X, False), RandomForestRegressor(n_estimators=300, min_samples_leaf=3, random_state=SEED, n_jobs=1)),
-        "hist_gradient_boosting": make_pipeline(preprocessor(X, False), HistGradientBoostingRegressor(random_state=SEED, max_iter=200, learning_rate=0.05)),
+        "ridge": make_pipeline(preprocessor(X, True), RidgeCV(alphas=np.logspace(-6, 3, 19))),
+        "hist_gradient_boosting": make_pipeline(preprocessor(X, False), HistGradientBoostingRegressor(
+            learning_rate=0.05, max_iter=300, l2_regularization=1.0, random_state=SEED)),
+        "random_forest": make_pipeline(preprocessor(X, False), RandomForestRegressor(
+            n_estimators=300, min_samples_leaf=3, random_state=SEED, n_jobs=1)),
     }
 
 
 def main() -> None:
-    train = pd.read_csv(DATA / "train.csv")
-    test = pd.read_csv(DATA / "test.csv")
+    kind, train, test, X, X_test = load_tables(DATA)
     sample = pd.read_csv(DATA / "sample_submission.csv")
     id_col, targets = sample.columns[0], list(sample.columns[1:])
     label_col = targets[0] if len(targets) == 1 and targets[0] in train.columns else \
         next(c for c in train.columns if c not in test.columns and c != id_col)
-    features = [c for c in test.columns if c != id_col and c in train.columns]
-    X, y, X_test = train[features], train[label_col], test[features]
+    y = train[label_col]
     classification = len(targets) > 1 or not pd.api.types.is_float_dtype(y) or y.nunique() <= 2
-    sample_vals = sample[targets[0]]
-    wants_proba = len(targets) > 1 or (pd.api.types.is_float_dtype(sample_vals) and classification and y.nunique() == 2)
+    binary = classification and y.nunique() == 2
+    wants_proba = len(targets) > 1 or (classification and pd.api.types.is_float_dtype(sample[targets[0]]))
+    scoring = metric_from_description(classification, binary, wants_proba)
+    folds = 5 if X.shape[1] <= 100 else 3
     if classification:
-        scoring = ("roc_auc" if y.nunique() == 2 else "neg_log_loss") if wants_proba else "accuracy"
-        cv = StratifiedKFold(5, shuffle=True, random_state=SEED)
+        cv = StratifiedKFold(folds, shuffle=True, random_state=SEED)
     else:
-        scoring, cv = "neg_root_mean_squared_error", KFold(5, shuffle=True, random_state=SEED)
-    log(f"{len(train)} training rows, {len(features)} features, target {label_col!r}: "
-        f"{'classification' if classification else 'regression'}, choosing by {scoring}")
+        cv = KFold(folds, shuffle=True, random_state=SEED)
+    log(f"{kind}: {len(train)} training rows, {X.shape[1]} features, target {label_col!r}: "
+        f"{'classification' if classification else 'regression'}, choosing by {scoring} ({folds}-fold CV)")
     results = {}
-    for name, model in candidates(X, classification).items():
+    for name, model in candidates(X, classification, kind, wants_proba).items():
+        t0 = time.time()
         scores = cross_val_score(model, X, y, cv=cv, scoring=scoring)
         results[name] = float(np.mean(scores))
-        log(f"  {name}: {results[name]:.4f} ± {np.std(scores):.4f}")
+        log(f"  {name}: {results[name]:.4f} ± {np.std(scores):.4f} ({time.time() - t0:.1f}s)")
     best = max(results, key=results.get)
     log(f"chose {best}")
-    model = candidates(X, classification)[best].fit(X, y)
+    model = candidates(X, classification, kind, wants_proba)[best].fit(X, y)
     out = pd.DataFrame({id_col: test[id_col]})
     if len(targets) > 1:
-        proba = model.predict_proba(X_test)
+        proba = np.clip(model.predict_proba(X_test), 1e-4, 1.0)
+        proba /= proba.sum(axis=1, keepdims=True)
         by_class = {str(c): proba[:, i] for i, c in enumerate(model.classes_)}
         for t in targets:
-            key = next((k for k in by_class if t == k or t.endswith(f"_{k}") or t.endswith(k)), None)
-            out[t] = by_class[key] if key is not None else 1.0 / len(targets)
+            key = next((k for k in by_class if t == k or t.endswith(f"_{k}")), None)
+            out[t] = by_class[key] if key is not None else 1e-4
     elif wants_proba:
-        out[targets[0]] = model.predict_proba(X_test)[:, list(model.classes_).index(max(model.classes_))]
+        positive = list(model.classes_).index(max(model.classes_))
+        out[targets[0]] = np.clip(model.predict_proba(X_test)[:, positive], 1e-4, 1 - 1e-4)
     else:
         out[targets[0]] = model.predict(X_test)
     SUBMISSION.mkdir(parents=True, exist_ok=True)
     out.to_csv(SUBMISSION / "submission.csv", index=False)
-    (LOGS / "cv_results.json").write_text(json.dumps({"scoring": scoring, "scores": results, "chosen": best}, indent=1))
-    shutil.copyfile(__file__, CODE / "solve.py")
+    (LOGS / "cv_results.json").write_text(json.dumps({"kind": kind, "scoring": scoring, "scores": results, "chosen": best}, indent=1))
+    for name in ("solve.py", "features.py"):
+        shutil.copyfile(Path(__file__).with_name(name), CODE / name)
     check = subprocess.run([sys.executable, "-m", "harness.validate", str(SUBMISSION / "submission.csv")],
                            capture_output=True, text=True)
     log(f"validation: {check.stdout.strip() or check.stderr.strip()}")

@@ -1,0 +1,10 @@
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from harness.competitions._common import aligned_columns, probabilities
+
+
+def grade(submission: pd.DataFrame, answers: pd.DataFrame) -> float:
+    """ROC AUC of the predicted probability that a day is in the warm season. Higher is better."""
+    sub, ans = aligned_columns(submission, answers)
+    return float(roc_auc_score(ans["warm_season"].astype(int), probabilities(sub, ["warm_season"])[:, 0]))
