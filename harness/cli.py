@@ -232,13 +232,19 @@ def list_(what: str = typer.Argument(..., help="competitions, agents, splits or 
     if what == "competitions":
         from harness.data import prepared_data
 
-        t = Table("id", "source", "kind", "metric", "lower is better", "prepared")
+        t = Table("id", "source", "kind", "metric", "lower better", "rows full/lite", "files", "MB", "prepared",
+                  caption="sizes are what an agent gets (train + test rows); full/lite")
         for cid, c in sorted(reg.competitions.items()):
+            sizes = (c.model_extra or {}).get("sizes") or {}
+            size = lambda key: "/".join(str(v.get(key, "?")) for v in sizes.values() if isinstance(v, dict)) or "—"  # noqa: E731
             try:
-                prepared = "yes" if prepared_data(c, settings, False) else "no"
+                done = [k for k, lite in (("full", False), ("lite", True)) if prepared_data(c, settings, lite)]
+                prepared = ", ".join(done) or "no"
             except Exception:
                 prepared = "?"
-            t.add_row(cid, c.source, c.kind, c.metric or c.grader.get("name", ""), _fmt(c.lower_is_better), prepared)
+            lower = c.lower_is_better if c.lower_is_better is not None else ("from leaderboard" if c.source == "mlebench" else None)
+            t.add_row(cid, c.source, c.kind, c.metric or c.grader.get("name", ""), _fmt(lower), size("rows"),
+                      size("files"), size("mb"), prepared)
         out.print(t)
     elif what == "agents":
         t = Table("id", "command", "cpus", "memory GB", "time limit s", "folder")

@@ -45,9 +45,11 @@ class Registry:
         try:
             return self.competitions[comp_id]
         except KeyError:
+            from harness.mlebench_adapter import missing_hint
+
             raise RegistryError(
                 f"unknown competition {comp_id!r}; `harness list competitions` shows the "
-                f"{len(self.competitions)} known ones{self._problem_hint()}"
+                f"{len(self.competitions)} known ones{self._problem_hint()}{missing_hint(comp_id)}"
             ) from None
 
     def agent(self, agent_id: str) -> AgentConfig:
@@ -211,8 +213,14 @@ def _load_file_module(path: Path) -> ModuleType:
     sys.modules[name] = module
     # let sibling modules in the folder import each other
     sys.path.insert(0, str(path.parent))
+    from harness.mlebench_adapter import mlebench_shim  # mlebench-format code runs without mlebench
+
     try:
-        spec.loader.exec_module(module)
+        with mlebench_shim(path):
+            spec.loader.exec_module(module)
+    except Exception:
+        sys.modules.pop(name, None)
+        raise
     finally:
         sys.path.remove(str(path.parent))
     return module
