@@ -249,7 +249,7 @@ def _describe_validation(errors: Any) -> tuple[Optional[str], str]:
         if first.get("type") == "missing":
             return None, 'request body is missing; send a JSON object such as {"competition_set": "lite", "agent_id": "dummy"}'
         return None, f"request body: {first.get('msg')}; send a JSON object"
-    field = ".".join(p for p in path if not p.isdigit() or len(path) == 1) or where
+    field = path[0] if path else where  # the body is flat: its top-level field is the one to fix
     kind = {"query": "query parameter", "path": "path parameter", "header": "header"}.get(where, "field")
     msg = first.get("msg", "invalid")
     if first.get("type") == "extra_forbidden":
