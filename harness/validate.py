@@ -4,6 +4,8 @@
     /home/validate_submission.sh [SUBMISSION]
 
 Defaults: $SUBMISSION_DIR/submission.csv against $DATA_DIR/sample_submission.csv.
+Technique and engineering tasks (HARNESS_TASK_KIND=technique): the outputs named in
+$DATA_DIR/task.json exist, and a JSON output satisfies the task's JSON Schema.
 Exit 0 and "Submission is valid." or exit 1 and the one-line reason.
 """
 
@@ -28,9 +30,37 @@ def validate(submission: Path, sample: Path) -> str | None:
     return None
 
 
+def validate_technique(data: Path, sub_dir: Path) -> str | None:
+    """None when every output named in task.json exists (and the JSON one fits its schema), else why not."""
+    import json
+
+    import jsonschema
+
+    manifest = json.loads((data / "task.json").read_text())
+    for name in manifest["outputs"]:
+        if not (sub_dir / name).is_file():
+            return f"no {name} in {sub_dir}"
+    if manifest.get("schema_file"):
+        name = manifest["outputs"][0]
+        try:
+            doc = json.loads((sub_dir / name).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            return f"{name} is not valid JSON: {e}"
+        schema = json.loads((data / manifest["schema_file"]).read_text())
+        err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(doc))
+        if err is not None:
+            where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+            return f"{name} violates the schema at {where}: {err.message}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     data = Path(os.environ.get("DATA_DIR", "/home/data"))
     sub_dir = Path(os.environ.get("SUBMISSION_DIR", "/home/submission"))
+    if os.environ.get("HARNESS_TASK_KIND") == "technique" and (data / "task.json").is_file():
+        reason = validate_technique(data, sub_dir)
+        print("Submission is valid." if reason is None else f"Submission is invalid: {reason}")
+        return 0 if reason is None else 1
     p = argparse.ArgumentParser(prog="validate_submission", description=__doc__.splitlines()[0])
     p.add_argument("submission", nargs="?", type=Path, default=sub_dir / "submission.csv")
     p.add_argument("--sample", type=Path, default=data / "sample_submission.csv")
