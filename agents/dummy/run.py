@@ -1,11 +1,21 @@
-"""The dummy agent: submit the sample submission as is."""
+"""The dummy agent: submit the sample submission as is. On a technique or
+engineering task it writes an empty `{}` for each JSON output it is asked for
+(which the grader rejects), so it scores 0: a floor every real agent should beat."""
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 data = Path(os.environ.get("DATA_DIR", "/home/data"))
 out = Path(os.environ.get("SUBMISSION_DIR", "/home/submission"))
-shutil.copyfile(data / "sample_submission.csv", out / "submission.csv")
 shutil.copyfile(__file__, Path(os.environ.get("CODE_DIR", "/home/code")) / "run.py")
-print("dummy: copied sample_submission.csv to", out / "submission.csv")
+if os.environ.get("HARNESS_TASK_KIND") == "technique":
+    manifest = json.loads((data / "task.json").read_text()) if (data / "task.json").is_file() else {"outputs": []}
+    for name in manifest["outputs"]:
+        if name.endswith(".json"):
+            (out / name).write_text("{}\n")
+    print("dummy: wrote empty JSON outputs for technique task", os.environ.get("HARNESS_TECHNIQUE"))
+else:
+    shutil.copyfile(data / "sample_submission.csv", out / "submission.csv")
+    print("dummy: copied sample_submission.csv to", out / "submission.csv")
