@@ -136,7 +136,9 @@ def _environment_constraints(requirements: list[str]) -> list[str]:
     return sorted(out)
 
 
+@functools.lru_cache(maxsize=1)
 def base_recipe_hash() -> str:
+    """Hash of the base image's recipe and pinned versions (fixed for the life of a process)."""
     h = hashlib.sha256()
     for name in ("base.Dockerfile", "hide_datasets.py"):
         h.update((DOCKER_DIR / name).read_bytes())
