@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # serve/ is a folder of the checkout, not an installed package
 
 COMP = "breast-cancer-diagnosis"
-TOKENS = {"alice-token-0001": "alice", "bob-token-0002": "bob", "carol-token-0003": "carol"}
+TOKENS = {"alice-token-0001": "alice", "bob-token-0002": "bob", "carol-token-0003": "carol", "dave-token-0004": "dave"}
 CAP = 1  # concurrent runs per user on the test server
 
 pytestmark = pytest.mark.timeout(600)
@@ -281,19 +281,20 @@ def test_cancel_then_crash_and_resume(server: Server) -> None:
 
 def test_seed_sdk_calls(server: Server) -> None:
     """The calls of the user's SDK sketch, as written (cancelled at once to spare the CPUs)."""
-    carol = server.client("carol")
+    carol, dave = server.client("carol"), server.client("dave")
     run_id = carol.run(competitions="experiments/splits/low.txt", agent_id="dummy", lite=True)
     run = carol.get_run(run_id)
     assert run["spec"]["lite"] and run["spec"]["competitions"] == read_competition_set("low")
     summary = carol.get_run_summary(run_id)
     assert {"run_id", "eval_dir", "files"} <= set(summary)
     carol.cancel(run_id)
+    lite_run = dave.run_lite_existing_tasks()
+    assert dave.get_run(lite_run)["spec"]["agent"] == "dummy"
+    dave.cancel(lite_run)
+    assert [r["run_id"] for r in carol.list_runs()] == [run_id]
+    assert [r["run_id"] for r in dave.list_runs()] == [lite_run]
     _wait_status(carol, run_id, {"cancelled", "completed"})
-    run_id = carol.run_lite_existing_tasks()
-    assert carol.get_run(run_id)["spec"]["agent"] == "dummy"
-    carol.cancel(run_id)
-    _wait_status(carol, run_id, {"cancelled", "completed"})
-    assert [r["run_id"] for r in carol.list_runs()][0] == run_id
+    _wait_status(dave, lite_run, {"cancelled", "completed"})
 
 
 def test_restart_still_serves_earlier_runs(server: Server) -> None:
