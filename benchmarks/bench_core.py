@@ -83,7 +83,7 @@ def main() -> None:
 
     settings = Settings.from_env()
     comp = load_registry(settings).competition("breast-cancer-diagnosis")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     print(f"sandbox: bwrap={bwrap_usable()} cgroup_v1={cgroup_usable()}  cores={os.cpu_count()}")
 
     # warm-up: prepare data, start workers, import modules in them

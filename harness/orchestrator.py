@@ -305,7 +305,8 @@ def _init_ray(address: Optional[str]) -> None:
     if address:
         ray.init(address=address, logging_level="WARNING", log_to_driver=False)
     else:
-        ray.init(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        # "local": always a fresh embedded instance, never a `ray start` cluster that happens to run here
+        ray.init(address="local", include_dashboard=False, logging_level="ERROR", log_to_driver=False)
 
 
 def _check_resources(agent: AgentConfig, spec: RunSpec) -> None:
