@@ -43,6 +43,17 @@ def docker_engine():  # noqa: ANN201
     assert mine == [], [c.name for c in mine]
 
 
+@pytest.fixture(scope="module")
+def ray_of_our_own(harness_dirs: dict):  # noqa: ANN201
+    """Like conftest's ray_local, but a Ray of this process's own (address="local") even when
+    another cluster runs on the machine; shared with later tests of the session."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    return ray
+
+
 def sandbox():  # noqa: ANN201
     from harness.sandbox.docker import DockerSandbox
 
@@ -185,7 +196,7 @@ def test_no_engine_is_one_actionable_line(monkeypatch: pytest.MonkeyPatch) -> No
 
 @pytest.mark.slow
 @pytest.mark.parametrize("agent", ["dummy", "baseline"])
-def test_lite_split_scores_match_the_local_sandbox(ray_local, store: Path, agent: str) -> None:
+def test_lite_split_scores_match_the_local_sandbox(ray_of_our_own, store: Path, agent: str) -> None:
     import harness
 
     scores = {}

@@ -44,6 +44,18 @@ def sandbox_kind(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_container_left_behind():  # noqa: ANN201
+    """After the suite, no container this test process made may remain (found by label)."""
+    yield
+    if docker_unavailable():
+        return
+    from harness.images import docker_client
+
+    mine = docker_client().containers.list(all=True, filters={"label": f"harness.creator={socket.gethostname()}:{os.getpid()}"})
+    assert mine == [], f"containers left behind: {[c.name for c in mine]}"
+
+
 def make_job(tmp: Path, agent: str, **overrides) -> SandboxJob:  # type: ignore[no-untyped-def]
     cfg = yaml.safe_load((AGENTS / agent / "config.yaml").read_text())
     data = tmp / "public"
