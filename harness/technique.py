@@ -132,7 +132,7 @@ def list_tasks() -> list[str]:
     return [f"{t.name} ({t.kind}): {t.description}" for t in available_tasks()] or ["no technique tasks available"]
 
 
-def _as_list(value: Sequence[str] | bool | str | None, kind: str) -> list[str]:
+def _as_list(value: Sequence[str] | bool | str | None) -> list[str]:
     if value is True:
         return ["all"]
     if not value:
@@ -150,7 +150,7 @@ def expand_task_selection(technique_tasks: Sequence[str] | bool | str, engineeri
     techniques, engineering = set(_names("technique")), set(_names("engineering"))
     chosen: dict[str, set[str]] = {"technique": set(), "engineering": set()}
     for kind, value in (("technique", technique_tasks), ("engineering", engineering_tasks)):
-        for name in _as_list(value, kind):
+        for name in _as_list(value):
             if name == "all":
                 chosen[kind] |= techniques if kind == "technique" else engineering
             elif name in techniques:
@@ -322,9 +322,9 @@ class TechniqueTask(TaskKindBackend):
 
     def outputs(self, attempt_dir: Path) -> dict[str, bytes]:
         """Every file the agent left in submission/ (each at most 20 MB)."""
+        _package()
         from technique_tasks._common import MAX_OUTPUT_BYTES
 
-        _package()
         sub = attempt_dir / "submission"
         out: dict[str, bytes] = {}
         if sub.is_dir():
