@@ -43,6 +43,13 @@ class Source:
     def is_classification(self) -> bool:
         return self.task_type in ("binary", "multiclass")
 
+    def numeric_target(self) -> np.ndarray:
+        """The target as floats (class labels as their sorted codes), for planting values tied to it."""
+        y = self.frame[self.target]
+        if pd.api.types.is_numeric_dtype(y):
+            return y.to_numpy(dtype=float)
+        return pd.Series(pd.Categorical(y).codes, index=y.index).to_numpy(dtype=float)
+
 
 def synthetic_source(seed: int, lite: bool) -> Source:
     """A generated binary-classification table of correlated numeric features."""

@@ -233,6 +233,8 @@ def leakage(m: dict[str, Any]) -> None:
     test = pd.read_csv(DATA / "test.csv")
     y = df[target]
     cls = is_classification(y)
+    if not pd.api.types.is_numeric_dtype(y):
+        y = pd.Series(pd.Categorical(y).codes, index=y.index)
     leaks = []
     for col in [c for c in features if pd.api.types.is_numeric_dtype(df[c])]:
         x = df[col].to_numpy(dtype=float)

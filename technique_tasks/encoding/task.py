@@ -84,7 +84,7 @@ def prepare(ctx: PrepareContext) -> None:
     numeric = list(rng.choice(src.features, min(4, len(src.features)), replace=False))
     out = base[numeric].copy()
     # a latent score tied to the target, so the categories carry signal
-    y = base[src.target].to_numpy(dtype=float)
+    y = src.numeric_target()
     latent = pd.Series(y + rng.normal(0, y.std() or 1.0, n)).rank(pct=True).to_numpy()
     bname, bvals = BINARY[rng.integers(len(BINARY))]
     out[bname] = np.where(rng.random(n) < 0.3 + 0.4 * latent, bvals[0], bvals[1])

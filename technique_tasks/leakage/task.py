@@ -55,8 +55,9 @@ def prepare(ctx: PrepareContext) -> None:
     assert ctx.source is not None
     rng = ctx.rng
     src = ctx.source
-    base = src.frame.iloc[rng.permutation(len(src.frame))].reset_index(drop=True)
-    y = base[src.target].to_numpy(dtype=float)
+    order = rng.permutation(len(src.frame))
+    base = src.frame.iloc[order].reset_index(drop=True)
+    y = src.numeric_target()[order]
     ys = y.std() or 1.0
     derived, post = str(rng.choice(DERIVED)), str(rng.choice(POST))
     if src.is_classification:

@@ -82,8 +82,13 @@ def prepare(ctx: PrepareContext) -> None:
     assert ctx.source is not None
     rng = ctx.rng
     src = ctx.source
-    frame = src.frame.copy().reset_index(drop=True)
-    features = [f for f in src.features if pd.api.types.is_numeric_dtype(frame[f])]
+    features = [f for f in src.features if pd.api.types.is_numeric_dtype(src.frame[f])]
+    frame = src.frame.dropna(subset=features).reset_index(drop=True)  # the only missing values are the planted ones
+    while sum(frame[f].nunique() > 10 for f in features) < 4:  # too few continuous columns: add measured-like ones
+        name = f"measure_{len(features)}"
+        z = (frame[features] - frame[features].mean()) / frame[features].std().replace(0, 1)
+        frame.insert(len(features), name, np.round(z.to_numpy() @ rng.normal(0, 1, len(features)) + rng.normal(0, 1, len(frame)), 4))
+        features.append(name)
     z, a, b, c = _pick_columns(frame, features, rng)
     n = len(frame)
     rates = {col: float(np.round(rng.uniform(0.08, 0.3), 2)) for col in (a, b, c)}
