@@ -9,7 +9,6 @@ exist, the label is not among the features, and the notebook runs with a table."
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pandas as pd
