@@ -5,7 +5,7 @@
 2. throughput of N trivial attempts through `harness.run` at 1 and 2 concurrent,
    for both sandboxes.
 
-    python benchmarks/bench_docker.py [--n 20]
+    python benchmarks/bench_docker.py [--n 20] [--repeat 2]
 
 Needs a Docker engine and the base image (scripts/setup_docker.sh). Ray is started
 before any timing and a warm-up run goes first; the numbers exclude `ray.init`.
@@ -60,6 +60,7 @@ def timed_run(store: Path, **kw) -> float:  # type: ignore[no-untyped-def]
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=20, help="trivial attempts per measurement")
+    p.add_argument("--repeat", type=int, default=2, help="repetitions of each measurement; the best counts")
     args = p.parse_args()
     n = args.n
 
@@ -90,18 +91,27 @@ def main() -> int:
         sandbox_loop(kind, 2, settings, comp)
         timed_run(runs, competitions=["breast-cancer-diagnosis"], agent="trivial", seeds=2, max_concurrency=2, sandbox=kind)
 
-    local = sandbox_loop("local", n, settings, comp)
-    docker = sandbox_loop("docker", n, settings, comp)
-    print(f"\n[1] {n} trivial attempts through the sandbox alone, one at a time")
+    # interleaved and repeated, best of `--repeat`: the machine is shared, so drift hits both sandboxes alike
+    best: dict[object, float] = {}
+    for _ in range(args.repeat):
+        for kind in ("local", "docker"):
+            best[kind] = min(best.get(kind, float("inf")), sandbox_loop(kind, n, settings, comp))
+    local, docker = best["local"], best["docker"]
+    print(f"\n[1] {n} trivial attempts through the sandbox alone, one at a time (best of {args.repeat})")
     print(f"    local  (bubblewrap): {local:7.2f} s   {local / n * 1000:7.1f} ms/attempt")
     print(f"    docker (container):  {docker:7.2f} s   {docker / n * 1000:7.1f} ms/attempt")
     print(f"    docker - local:      {(docker - local) / n * 1000:7.1f} ms/attempt   (ratio docker/local {docker / local:.2f}x)")
 
-    print(f"\n[2] {n} trivial attempts through harness.run (Ray, grading, Parquet rows)")
+    for _ in range(args.repeat):
+        for c in (1, 2):
+            for kind in ("local", "docker"):
+                t = timed_run(runs, competitions=["breast-cancer-diagnosis"], agent="trivial", seeds=n, max_concurrency=c, sandbox=kind)
+                best[kind, c] = min(best.get((kind, c), float("inf")), t)
+    print(f"\n[2] {n} trivial attempts through harness.run (Ray, grading, Parquet rows; best of {args.repeat})")
     rate = {}
     for kind in ("local", "docker"):
         for c in (1, 2):
-            t = timed_run(runs, competitions=["breast-cancer-diagnosis"], agent="trivial", seeds=n, max_concurrency=c, sandbox=kind)
+            t = best[kind, c]
             rate[kind, c] = n / t
             print(f"    {kind:6} concurrency {c}: {t:7.2f} s   {n / t:5.2f} attempts/s")
     for kind in ("local", "docker"):
