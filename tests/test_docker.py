@@ -208,3 +208,44 @@ def test_lite_split_scores_match_the_local_sandbox(ray_of_our_own, store: Path, 
         scores[kind] = rows["score"]
     assert len(scores["docker"]) >= 2
     assert scores["docker"].tolist() == pytest.approx(scores["local"].tolist(), rel=1e-9), scores
+
+
+def test_an_mlebench_agent_folder_runs_unchanged(ray_of_our_own, store: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """mlebench's layout: a mapping of agent ids, `start` + `dockerfile` relative to the agents folder,
+    argparse kwargs, a secret in env_vars, and a Dockerfile that puts the agent into /home/agent itself."""
+    import harness
+
+    folder = tmp_path / "agents" / "mleagent"
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(textwrap.dedent("""
+        mleagent:
+          start: mleagent/start.sh
+          dockerfile: mleagent/Dockerfile
+          kwargs_type: argparse
+          kwargs: {steps: 3}
+          env_vars:
+            GREETING: "${{ secrets.HARNESS_TEST_SECRET }}"
+    """))
+    (folder / "Dockerfile").write_text(textwrap.dedent("""
+        ARG HARNESS_BASE=harness-base:latest
+        FROM ${HARNESS_BASE}
+        ARG AGENT_DIR
+        USER root
+        RUN mkdir -p ${AGENT_DIR}
+        COPY start.sh agent.py ${AGENT_DIR}/
+    """))
+    (folder / "start.sh").write_text('echo "start.sh args: $*"\nexec python3 /home/agent/agent.py "$@"\n')
+    (folder / "agent.py").write_text(textwrap.dedent("""
+        import os, shutil, sys
+        print("greeting:", os.environ["GREETING"], "argv:", sys.argv[1:])
+        shutil.copyfile(os.path.join(os.environ["DATA_DIR"], "sample_submission.csv"),
+                        os.path.join(os.environ["SUBMISSION_DIR"], "submission.csv"))
+    """))
+    monkeypatch.setenv("HARNESS_AGENTS_PATH", str(tmp_path / "agents"))
+    monkeypatch.setenv("HARNESS_TEST_SECRET", "hello from the driver")
+    result = harness.run(competitions=["breast-cancer-diagnosis"], agent="mleagent", store=store, sandbox="docker")
+    row = result.attempts.iloc[0]
+    log = (result.run_dir / row["artifacts_dir"] / "logs" / "agent.log").read_text()
+    assert row["status"] == "succeeded" and row["valid_submission"], (row["error"], log)
+    assert "start.sh args: --steps 3" in log and "greeting: hello from the driver" in log
