@@ -356,6 +356,7 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
     # default: enough in flight to fill every CPU twice over, so the driver never holds thousands of refs
     cpus = sum(n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive"))
     limit = spec.max_concurrency or max(2, 2 * int(cpus / max(res.cpus, 0.01)))
+    graders = _grader_pool(max(1, min(4, int(cpus // 8))))
     queue = deque((a, 1) for a in todo)
     inflight: dict[Any, tuple[str, AttemptSpec, int, Optional[AttemptOutcome]]] = {}
     running = 0
@@ -397,7 +398,8 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
                     if outcome.status in ("infra_error", "cancelled"):
                         record(a, tries, outcome, None)
                     else:
-                        inflight[_grade_task.remote(a, settings, outcome.outputs)] = ("grade", a, tries, outcome)
+                        grader = graders[prog.done % len(graders)]
+                        inflight[grader.grade.remote(a, settings, outcome.outputs)] = ("grade", a, tries, outcome)
                 else:
                     assert outcome is not None
                     try:
@@ -411,6 +413,21 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
         _cancel_inflight(rs, inflight, record)
         notify()
         raise
+
+
+_GRADERS: dict[str, list[Any]] = {}
+
+
+def _grader_pool(n: int) -> list[Any]:
+    """Grader actors, kept for the life of this driver's Ray job so that later runs in the
+    same process (a notebook, the service) skip their start-up."""
+    import ray
+
+    ctx = ray.get_runtime_context()
+    pool = _GRADERS.setdefault(f"{ctx.get_node_id()}:{ctx.get_job_id()}", [])  # a new Ray instance, a new pool
+    while len(pool) < n:
+        pool.append(_Grader.remote())
+    return pool[:n]
 
 
 def _get_outcome(ref: Any, a: AttemptSpec) -> AttemptOutcome:
@@ -481,11 +498,16 @@ def _prepare_task(a: AttemptSpec, settings: Settings) -> Optional[str]:
         return f"{type(e).__name__}: {e}"
 
 
-@ray.remote(num_cpus=0, max_retries=1)
-def _grade_task(a: AttemptSpec, settings: Settings, outputs: dict[str, bytes]) -> GradeReport:
-    from harness.tasks import backend_for
+@ray.remote(num_cpus=0, max_restarts=2, max_task_retries=1)
+class _Grader:
+    """Grades attempts, one Ray (actor) task per attempt, in a process that lives as long as
+    the run. Plain tasks without CPUs would land on fresh workers that Ray reaps when idle
+    (above its soft worker limit), paying the imports of pandas and the graders each time."""
 
-    return backend_for(a).grade(a, settings, outputs)
+    def grade(self, a: AttemptSpec, settings: Settings, outputs: dict[str, bytes]) -> GradeReport:
+        from harness.tasks import backend_for
+
+        return backend_for(a).grade(a, settings, outputs)
 
 
 @ray.remote
