@@ -195,7 +195,7 @@ def run(
         rs = RunStore(root, run_id or new_run_id(spec.agent))
         state = RunState(run_id=rs.run_id, spec=spec, owner=owner)
     agent_cfg = registry.agent(spec.agent)
-    agent_env = _agent_env(agent_cfg)
+    agent_env = agent_env_vars(agent_cfg)
     plan = plan_attempts(resolve_sandbox(spec, agent_cfg), rs.run_id, registry)
     state.total = len(plan)
     state.status = "running"
@@ -213,7 +213,7 @@ def run(
     try:
         if todo:
             _init_ray(address)
-            _check_resources(agent_cfg, spec)
+            check_resources(agent_cfg, spec)
             _execute(rs, spec, todo, agent_cfg, agent_env, settings, prog, progress, cancel_event)
         state.status = "cancelled" if cancel_event is not None and cancel_event.is_set() else "completed"
     except KeyboardInterrupt as e:
@@ -277,7 +277,7 @@ def driver_alive(driver: str) -> bool:
     return True
 
 
-def _agent_env(agent: AgentConfig) -> dict[str, str]:
+def agent_env_vars(agent: AgentConfig) -> dict[str, str]:
     """The agent's env_vars with `${{ secrets.NAME }}` filled from the driver's environment."""
     env = {}
     for key, value in agent.env_vars.items():
@@ -309,7 +309,7 @@ def _init_ray(address: Optional[str]) -> None:
         ray.init(address="local", include_dashboard=False, logging_level="ERROR", log_to_driver=False)
 
 
-def _check_resources(agent: AgentConfig, spec: RunSpec) -> None:
+def check_resources(agent: AgentConfig, spec: RunSpec) -> None:
     """Refuse at once what no node could ever schedule (Ray would wait forever)."""
     import ray
 

@@ -199,7 +199,7 @@ class RunService:
 
     def start_run(self, req: RunRequest, user: str) -> str:
         """Validate everything, record the run as queued, start its driver; returns the run id."""
-        from harness.orchestrator import RunError, _agent_env, _check_resources, plan_attempts, resolve_spec
+        from harness.orchestrator import RunError, agent_env_vars, check_resources, plan_attempts, resolve_spec
         from harness.spec import new_run_id
         from harness.technique import available_tasks, expand_task_selection
 
@@ -215,8 +215,8 @@ class RunService:
                 technique_tasks=tt, engineering_tasks=et, owner=user, include_competitions=not (tt or et),
             )
             agent = registry.agent(spec.agent)
-            _agent_env(agent)
-            _check_resources(agent, spec)
+            agent_env_vars(agent)
+            check_resources(agent, spec)
         except (RegistryError, RunError) as e:
             raise APIError(400, str(e)) from None
         run_id = new_run_id(spec.agent)

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import harness
-from harness.registry import load_registry
+from harness.registry import load_registry, read_competition_set
 from harness.spec import Settings
 from harness.store import ATTEMPTS_SCHEMA, RunStore, list_runs
 
@@ -44,7 +44,7 @@ def test_cli_dummy_on_the_lite_split(harness_dirs: dict, store: Path) -> None:
     summary = json.loads(out[out.index("\n{") + 1:])
     assert summary["run_id"] == run_id
     df = RunStore(store, run_id).attempts()
-    lite = (REPO / "experiments/splits/lite.txt").read_text().split()
+    lite = read_competition_set("lite")
     assert sorted(df["competition_id"]) == sorted(lite)
     assert (df["status"] == "succeeded").all() and df["valid_submission"].all(), df[["attempt_id", "status", "invalid_reason"]]
     assert (df["isolation"] == "bwrap").all()
