@@ -189,9 +189,10 @@ def write_series_split(series: Sequence[np.ndarray], labels: Sequence[object], t
     ans.to_csv(private / "answers.csv", index=False)
 
 
-def series_features(long: pd.DataFrame, points: int = 16) -> pd.DataFrame:
+def series_features(long: pd.DataFrame, points: int = 32) -> pd.DataFrame:
     """One row per series id of a long-format frame (id, t, channels...): per channel the
-    series resampled to `points` values, summary statistics and the first difference's spread."""
+    series resampled to `points` values, its first difference resampled to half as many,
+    and summary statistics."""
     channels = [c for c in long.columns if c not in ("id", "t")]
     rows = {}
     for sid, g in long.sort_values(["id", "t"]).groupby("id", sort=True):
@@ -201,6 +202,8 @@ def series_features(long: pd.DataFrame, points: int = 16) -> pd.DataFrame:
             grid = np.interp(np.linspace(0, len(v) - 1, points), np.arange(len(v)), v)
             feats.update({f"{ch}_p{i}": x for i, x in enumerate(grid)})
             d = np.diff(v) if len(v) > 1 else np.zeros(1)
+            dgrid = np.interp(np.linspace(0, len(d) - 1, points // 2), np.arange(len(d)), d)
+            feats.update({f"{ch}_d{i}": x for i, x in enumerate(dgrid)})
             slope = np.polyfit(np.arange(len(v)), v, 1)[0] if len(v) > 1 else 0.0
             feats.update({f"{ch}_mean": v.mean(), f"{ch}_std": v.std(), f"{ch}_min": v.min(), f"{ch}_max": v.max(),
                           f"{ch}_q25": np.quantile(v, 0.25), f"{ch}_q75": np.quantile(v, 0.75),

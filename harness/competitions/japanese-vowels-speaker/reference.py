@@ -1,5 +1,5 @@
-"""Features for the reference field: each series resampled to 16 points per channel, plus
-summary statistics (mean, spread, quantiles, extremes and where they are, slope, roughness)."""
+"""Features for the reference field: each series resampled to 32 points per channel, its
+first difference to 16, plus summary statistics (mean, spread, quantiles, extremes and where they are, slope, roughness)."""
 
 from pathlib import Path
 
