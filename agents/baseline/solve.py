@@ -85,13 +85,16 @@ def preprocessor(X: pd.DataFrame, scale: bool) -> ColumnTransformer:
     return ColumnTransformer(steps)
 
 
-def candidates(X: pd.DataFrame, classification: bool, kind: str, proba: bool) -> dict:
+def candidates(X: pd.DataFrame, classification: bool, kind: str, proba: bool, n_classes: int = 2) -> dict:
     wide = X.shape[1] > 100
     if classification:
+        # boosting grows one tree per class per round: fewer, larger steps with many classes
+        many = n_classes > 4
         models = {
             "logistic_regression": make_pipeline(preprocessor(X, True), LogisticRegression(C=0.5, max_iter=3000)),
             "hist_gradient_boosting": make_pipeline(preprocessor(X, False), HistGradientBoostingClassifier(
-                learning_rate=0.08, max_iter=150, l2_regularization=1.0, random_state=SEED)),
+                learning_rate=0.2 if many else 0.08, max_iter=50 if many else 150, max_leaf_nodes=15 if many else 31,
+                l2_regularization=1.0, random_state=SEED)),
             "random_forest": make_pipeline(preprocessor(X, False), RandomForestClassifier(
                 n_estimators=200, min_samples_leaf=1 if not proba else 2, random_state=SEED, n_jobs=1)),
         }
@@ -128,14 +131,15 @@ def main() -> None:
     log(f"{kind}: {len(train)} training rows, {X.shape[1]} features, target {label_col!r}: "
         f"{'classification' if classification else 'regression'}, choosing by {scoring} ({folds}-fold CV)")
     results = {}
-    for name, model in candidates(X, classification, kind, wants_proba).items():
+    n_classes = int(y.nunique()) if classification else 0
+    for name, model in candidates(X, classification, kind, wants_proba, n_classes).items():
         t0 = time.time()
         scores = cross_val_score(model, X, y, cv=cv, scoring=scoring)
         results[name] = float(np.mean(scores))
         log(f"  {name}: {results[name]:.4f} ± {np.std(scores):.4f} ({time.time() - t0:.1f}s)")
     best = max(results, key=results.get)
     log(f"chose {best}")
-    model = candidates(X, classification, kind, wants_proba)[best].fit(X, y)
+    model = candidates(X, classification, kind, wants_proba, n_classes)[best].fit(X, y)
     out = pd.DataFrame({id_col: test[id_col]})
     if len(targets) > 1:
         proba = np.clip(model.predict_proba(X_test), 1e-4, 1.0)
