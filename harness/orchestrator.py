@@ -302,7 +302,7 @@ def _init_ray(address: Optional[str]) -> None:
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     address = address or os.environ.get("RAY_ADDRESS")
-    if address:
+    if address and address != "local":
         ray.init(address=address, logging_level="WARNING", log_to_driver=False)
     else:
         # "local": always a fresh embedded instance, never a `ray start` cluster that happens to run here
