@@ -22,7 +22,7 @@ from harness.grading import InvalidSubmissionError, align_to, check_submission_f
 __all__ = [
     "InvalidSubmissionError", "aligned_columns", "split_and_write", "lite_subset", "split_ids",
     "package_data", "write_png_gray", "read_png_gray", "read_ts", "write_series_split",
-    "series_features", "probabilities", "class_labels",
+    "series_features", "series_reference_features", "probabilities", "class_labels",
 ]
 
 
@@ -240,3 +240,12 @@ def class_labels(sub: pd.DataFrame, column: str, classes: Sequence[object]) -> n
         raise InvalidSubmissionError(f"column {column!r} holds {unknown.iloc[0]!r}, which is not a class; "
                                      f"classes are {', '.join(sorted(known))}")
     return as_text.to_numpy()
+
+
+def series_reference_features(public: Path) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series]:
+    """`load_features` for the reference field of a series competition (train.csv: id, label;
+    train_series.csv / test_series.csv in long format): `series_features` of each series."""
+    train, test = pd.read_csv(public / "train.csv"), pd.read_csv(public / "test.csv")
+    X = series_features(pd.read_csv(public / "train_series.csv")).loc[train["id"]].reset_index(drop=True)
+    X_test = series_features(pd.read_csv(public / "test_series.csv")).loc[test["id"]].reset_index(drop=True)
+    return X, train[train.columns[1]], X_test, test["id"]
