@@ -350,12 +350,14 @@ def grade_outputs(name: str, public: Path, private: Path, outputs: dict[str, byt
     """Grade an agent's files (name -> bytes) for one prepared task; returns the task's Grade
     (checks, score in [0, 1], invalid_reason). Tests call this directly on files."""
     task = load_task(name)
-    from technique_tasks._common import GradeContext
+    from technique_tasks._common import GradeContext, InvalidOutput, invalid
 
     workdir = scratch / uuid.uuid4().hex[:12]
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         return task.grade(GradeContext(public=public, private=private, outputs=outputs, workdir=workdir))
+    except InvalidOutput as e:  # nothing could be checked: one zero check saying why
+        return invalid(str(e))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

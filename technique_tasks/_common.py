@@ -9,13 +9,15 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Type
+from typing import Any, Optional, Type, TypeVar
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from harness.spec import CheckResult, Resources, Settings
+
+M = TypeVar("M", bound=BaseModel)
 
 MANIFEST = "task.json"
 TRUTH = "truth.json"
@@ -192,24 +194,29 @@ def invalid(reason: str, max_points: float = 1.0, check: str = "output") -> Grad
                  invalid_reason=reason)
 
 
-def parse_output(model: Type[BaseModel], outputs: dict[str, bytes], name: str) -> tuple[Optional[BaseModel], Optional[str]]:
-    """The agent's JSON as `model`, or None and a one-line reason."""
+class InvalidOutput(Exception):
+    """Nothing can be checked (the output is missing, empty, not JSON, or off-schema).
+    `harness.technique.grade_outputs` turns it into a zero grade carrying the reason."""
+
+
+def load_output(model: Type[M], outputs: dict[str, bytes], name: str) -> M:
+    """The agent's JSON as `model`; raises InvalidOutput with a one-line reason."""
     raw = outputs.get(name)
     if raw is None:
-        return None, f"no {name} in /home/submission"
+        raise InvalidOutput(f"no {name} in /home/submission")
     if not raw.strip():
-        return None, f"{name} is empty"
+        raise InvalidOutput(f"{name} is empty")
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        return None, f"{name} is not valid JSON: {str(e).splitlines()[0]}"
+        raise InvalidOutput(f"{name} is not valid JSON: {str(e).splitlines()[0]}") from None
     try:
-        return model.model_validate(data), None
+        return model.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-        return None, f"{name} violates the schema at {where}: {err['msg']}{more}"
+        raise InvalidOutput(f"{name} violates the schema at {where}: {err['msg']}{more}") from None
 
 
 def close(a: Optional[float], b: float, tol: float) -> bool:

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from technique_tasks._common import (Checks, Grade, GradeContext, Manifest, PrepareContext, dumps, invalid,
-                                     parse_output, read_truth, write_manifest, write_truth)
+from technique_tasks._common import (Checks, Grade, GradeContext, Manifest, PrepareContext, dumps,
+                                     load_output, read_truth, write_manifest, write_truth)
 
 NAME = "cv"
 KIND = "technique"
@@ -91,10 +91,7 @@ def prepare(ctx: PrepareContext) -> None:
 
 def grade(ctx: GradeContext) -> Grade:
     t = read_truth(ctx.private)
-    a, reason = parse_output(CVAnalysis, ctx.outputs, OUTPUT)
-    if a is None:
-        return invalid(reason or "no output")
-    assert isinstance(a, CVAnalysis)
+    a = load_output(CVAnalysis, ctx.outputs, OUTPUT)
     c = Checks()
     s = t["structure"]
     c.add("structure", a.structure == s, 2, "ok" if a.structure == s else f"rows are {s} (by {t['key_column']}), reported {a.structure}")

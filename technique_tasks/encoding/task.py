@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from technique_tasks._common import (Checks, Grade, GradeContext, Manifest, PrepareContext, dumps, invalid,
-                                     parse_output, read_truth, write_manifest, write_truth)
+from technique_tasks._common import (Checks, Grade, GradeContext, Manifest, PrepareContext, dumps,
+                                     load_output, read_truth, write_manifest, write_truth)
 
 NAME = "encoding"
 KIND = "technique"
@@ -118,10 +118,7 @@ def prepare(ctx: PrepareContext) -> None:
 
 def grade(ctx: GradeContext) -> Grade:
     truth = read_truth(ctx.private)
-    a, reason = parse_output(EncodingAnalysis, ctx.outputs, OUTPUT)
-    if a is None:
-        return invalid(reason or "no output")
-    assert isinstance(a, EncodingAnalysis)
+    a = load_output(EncodingAnalysis, ctx.outputs, OUTPUT)
     reported = {col.name: col for col in a.columns}
     c = Checks()
     numeric_ok, numeric_bad = 0, []

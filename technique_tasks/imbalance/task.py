@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from technique_tasks._common import (Checks, Grade, GradeContext, Manifest, PrepareContext, close, dumps, invalid,
-                                     parse_output, read_truth, write_manifest, write_truth)
+from technique_tasks._common import (Checks, Grade, GradeContext, Manifest, PrepareContext, close, dumps,
+                                     load_output, read_truth, write_manifest, write_truth)
 
 NAME = "imbalance"
 KIND = "technique"
@@ -84,10 +84,7 @@ def prepare(ctx: PrepareContext) -> None:
 
 def grade(ctx: GradeContext) -> Grade:
     truth = read_truth(ctx.private)
-    a, reason = parse_output(ImbalanceAnalysis, ctx.outputs, OUTPUT)
-    if a is None:
-        return invalid(reason or "no output")
-    assert isinstance(a, ImbalanceAnalysis)
+    a = load_output(ImbalanceAnalysis, ctx.outputs, OUTPUT)
     c = Checks()
     c.add("target_column", a.target_column == truth["target_column"], 1,
           "ok" if a.target_column == truth["target_column"] else f"target is {truth['target_column']!r}, not {a.target_column!r}")

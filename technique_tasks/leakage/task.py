@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from technique_tasks._common import (Checks, Grade, GradeContext, Manifest, PrepareContext, dumps, invalid,
-                                     parse_output, read_truth, write_manifest, write_truth)
+from technique_tasks._common import (Checks, Grade, GradeContext, Manifest, PrepareContext, dumps,
+                                     load_output, read_truth, write_manifest, write_truth)
 
 NAME = "leakage"
 KIND = "technique"
@@ -90,10 +90,7 @@ def prepare(ctx: PrepareContext) -> None:
 
 def grade(ctx: GradeContext) -> Grade:
     t = read_truth(ctx.private)
-    a, reason = parse_output(LeakageAnalysis, ctx.outputs, OUTPUT)
-    if a is None:
-        return invalid(reason or "no output")
-    assert isinstance(a, LeakageAnalysis)
+    a = load_output(LeakageAnalysis, ctx.outputs, OUTPUT)
     reported = {col.name: col for col in a.leaky_columns}
     c = Checks()
     for name, kind in t["leaky_columns"].items():

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from technique_tasks._common import (Checks, Grade, GradeContext, Manifest, PrepareContext, close, dumps, invalid,
-                                     parse_output, read_truth, write_manifest, write_truth)
+from technique_tasks._common import (Checks, Grade, GradeContext, Manifest, PrepareContext, close, dumps,
+                                     load_output, read_truth, write_manifest, write_truth)
 
 NAME = "missing"
 KIND = "technique"
@@ -117,10 +117,7 @@ def prepare(ctx: PrepareContext) -> None:
 
 def grade(ctx: GradeContext) -> Grade:
     truth = read_truth(ctx.private)
-    a, reason = parse_output(MissingAnalysis, ctx.outputs, OUTPUT)
-    if a is None:
-        return invalid(reason or "no output")
-    assert isinstance(a, MissingAnalysis)
+    a = load_output(MissingAnalysis, ctx.outputs, OUTPUT)
     reported = {col.name: col for col in a.columns_with_missing}
     c = Checks()
     for name, t in truth["columns"].items():

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import yaml
 
 from technique_tasks._common import Checks, Grade, GradeContext, Manifest, PrepareContext, invalid, read_truth, write_manifest, write_truth

@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from technique_tasks._common import (Checks, Grade, GradeContext, Manifest, PrepareContext, close, dumps,
-                                     execute_notebook, invalid, new_notebook, notebook_facts, parse_output, read_truth,
+                                     execute_notebook, invalid, new_notebook, notebook_facts, load_output, read_truth,
                                      write_manifest, write_truth)
 
 NAME = "model-comparison"
@@ -103,10 +103,7 @@ def prepare(ctx: PrepareContext) -> None:
 
 def grade(ctx: GradeContext) -> Grade:
     t = read_truth(ctx.private)
-    d, reason = parse_output(Decision, ctx.outputs, "decision.json")
-    if d is None:
-        return invalid(reason or "no decision.json")
-    assert isinstance(d, Decision)
+    d = load_output(Decision, ctx.outputs, "decision.json")
     c = Checks()
     if "comparison.ipynb" not in ctx.outputs:
         c.add("notebook runs", 0, 1, "no comparison.ipynb")

@@ -14,8 +14,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 
-from technique_tasks._common import (Checks, Grade, GradeContext, Manifest, PrepareContext, dumps, invalid,
-                                     parse_output, read_truth, write_manifest, write_truth)
+from technique_tasks._common import (Checks, Grade, GradeContext, Manifest, PrepareContext, dumps,
+                                     load_output, read_truth, write_manifest, write_truth)
 
 NAME = "scaling"
 KIND = "technique"
@@ -88,10 +88,7 @@ def prepare(ctx: PrepareContext) -> None:
 
 def grade(ctx: GradeContext) -> Grade:
     t = read_truth(ctx.private)
-    a, reason = parse_output(ScalingAnalysis, ctx.outputs, OUTPUT)
-    if a is None:
-        return invalid(reason or "no output")
-    assert isinstance(a, ScalingAnalysis)
+    a = load_output(ScalingAnalysis, ctx.outputs, OUTPUT)
     reported = {f.name: f for f in a.features}
     c = Checks()
     for name, truth in t["features"].items():
