@@ -22,7 +22,7 @@ import pandas as pd
 from harness.registry import Registry, RegistryError, list_splits, load_registry, read_competition_set
 from harness.spec import RunState, Settings, utcnow
 from harness.store import ATTEMPTS_SCHEMA, RunStore, list_runs
-from serve.auth import LOCAL_USER, TokenTable
+from serve.auth import TokenTable
 from serve.driver import NAMESPACE, RunDriver, actor_name
 from serve.models import ArtifactEntry, RunRequest, RunView
 

@@ -292,8 +292,8 @@ def test_baseline_lite_run_writes_valid_submissions(ray_local, store: Path) -> N
     competition: valid submissions, graded against the lite leaderboard."""
     import harness
 
-    result = harness.run(["digit-images", "japanese-vowels-speaker"], agent="baseline", seeds=1, lite=True,
-                         store=store, address=None)
+    harness.run(["digit-images", "japanese-vowels-speaker"], agent="baseline", seeds=1, lite=True,
+                store=store, address=None)
     df = harness.load_results(store)
     assert len(df) == 2 and (df["status"] == "succeeded").all(), df[["attempt_id", "status", "error"]]
     assert df["valid_submission"].all(), df["invalid_reason"].tolist()

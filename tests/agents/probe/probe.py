@@ -11,7 +11,7 @@ report = {"readable": {}, "connect": {}, "writable": {}}
 for p in filter(None, os.environ.get("PROBE_PATHS", "").split(os.pathsep)):
     try:
         report["readable"][p] = sorted(os.listdir(p)) if os.path.isdir(p) else len(open(p, "rb").read())
-    except OSError as e:
+    except OSError:
         report["readable"][p] = None
 for hp in filter(None, os.environ.get("PROBE_CONNECT", "").split(",")):
     host, port = hp.rsplit(":", 1)
