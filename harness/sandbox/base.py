@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar, Optional
+from typing import Callable, ClassVar, Optional
 
 from pydantic import BaseModel, ConfigDict
 
@@ -104,6 +105,21 @@ class Sandbox(ABC):
                   "time_limit_s": job.time_limit_s, "network": job.network, **details, **result.model_dump()}
         job.logs_dir.mkdir(parents=True, exist_ok=True)
         (job.logs_dir / "sandbox.json").write_text(json.dumps(record, indent=1, default=str))
+
+
+def wait_for_end(ended: threading.Event, deadline: float, cancel: Optional[threading.Event] = None,
+                 tick: Callable[[], None] = lambda: None) -> Optional[str]:
+    """Block until `ended` is set (returns None), the `time.monotonic()` deadline passes
+    ("timeout") or `cancel` is set ("cancelled"). `tick` runs about every 0.25 s."""
+    while True:
+        tick()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return "timeout"
+        if cancel is not None and cancel.is_set():
+            return "cancelled"
+        if ended.wait(min(left, 0.25)):
+            return None
 
 
 def agent_command(agent: AgentConfig) -> list[str]:

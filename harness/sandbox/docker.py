@@ -36,6 +36,7 @@ from harness.sandbox.base import (
     Sandbox,
     SandboxJob,
     SandboxUnavailable,
+    wait_for_end,
 )
 from harness.sandbox.local import HARNESS_PKG, SANDBOX_HARNESS
 from harness.spec import SandboxResult
@@ -192,21 +193,10 @@ class DockerSandbox(Sandbox):
         logger.start()
         threading.Thread(target=_wait, args=(container, waited, exited), daemon=True).start()
         memory = _MemoryWatch(container.id)
-        deadline = started + job.time_limit_s
-        why = None
-        while True:
-            memory.sample()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                why = "timeout"
-            elif cancel is not None and cancel.is_set():
-                why = "cancelled"
-            if why:
-                _kill(container)
-                exited.wait(30)
-                break
-            if exited.wait(min(left, 0.25)):
-                break
+        why = wait_for_end(exited, started + job.time_limit_s, cancel, memory.sample)
+        if why:
+            _kill(container)
+            exited.wait(30)
         seconds = time.monotonic() - started
         logger.join(10)
         _append_unstreamed(container, job.log_path, streamed["bytes"])

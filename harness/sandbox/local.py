@@ -29,7 +29,7 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-from harness.sandbox.base import AGENT, CODE, DATA, INSTRUCTIONS, LOGS, SUBMISSION, VALIDATE, Sandbox, SandboxJob
+from harness.sandbox.base import AGENT, CODE, DATA, INSTRUCTIONS, LOGS, SUBMISSION, VALIDATE, Sandbox, SandboxJob, wait_for_end
 from harness.spec import Isolation, Resources, SandboxResult
 
 HARNESS_PKG = Path(__file__).resolve().parent.parent
@@ -168,20 +168,10 @@ class LocalSandbox(Sandbox):
                 cwd=str(job.agent_dir), start_new_session=True, close_fds=True, pass_fds=(status_file.fileno(),),
             )
             waiter = _Waiter(proc)
-            ended = why = None
-            deadline = t0 + job.time_limit_s
-            while ended is None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    why = "timeout"
-                elif cancel is not None and cancel.is_set():
-                    why = "cancelled"
-                if why:
-                    _kill_tree(proc.pid, cgroup)
-                    waiter.done.wait(10)
-                    break
-                if waiter.done.wait(min(left, 0.25) if cancel is not None else left):
-                    ended = True
+            why = wait_for_end(waiter.done, t0 + job.time_limit_s, cancel)
+            if why:
+                _kill_tree(proc.pid, cgroup)
+                waiter.done.wait(10)
             seconds = time.monotonic() - t0
             if why:
                 log.write(f"\n[harness] {why} after {seconds:.1f}s (limit {job.time_limit_s:g}s): process tree killed\n".encode())
