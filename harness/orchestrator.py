@@ -501,7 +501,7 @@ def _prepare_task(a: AttemptSpec, settings: Settings) -> Optional[str]:
 @ray.remote(num_cpus=0, max_restarts=2, max_task_retries=1)
 class _Grader:
     """Grades attempts, one Ray (actor) task per attempt, in a process that lives as long as
-    the run. Plain tasks without CPUs would land on fresh workers that Ray reaps when idle
+    the driver's Ray job (see `_grader_pool`). Plain tasks without CPUs would land on fresh workers that Ray reaps when idle
     (above its soft worker limit), paying the imports of pandas and the graders each time."""
 
     def grade(self, a: AttemptSpec, settings: Settings, outputs: dict[str, bytes]) -> GradeReport:
