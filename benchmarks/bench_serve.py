@@ -100,9 +100,9 @@ def bare_server(port: int, store: str) -> None:
     """The same app and handler as the Serve deployment, under one uvicorn process."""
     import uvicorn
 
-    from serve.app import create_app
-    from serve.auth import TokenTable
-    from serve.service import RunService
+    from harness.serve.app import create_app
+    from harness.serve.auth import TokenTable
+    from harness.serve.service import RunService
 
     uvicorn.run(create_app(RunService(store, TokenTable(None))), host="127.0.0.1", port=port,
                 log_level="warning", access_log=False)
@@ -128,7 +128,7 @@ def main() -> None:
     import ray
 
     import harness
-    from serve.app import start, stop
+    from harness.serve.app import start, stop
 
     bare = None
     try:

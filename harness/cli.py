@@ -354,13 +354,8 @@ def serve_(
     """Serve the HTTP API for harness.Client on Ray Serve (docs at /docs); Ctrl-C stops it."""
     import time
 
-    from harness.registry import REPO_DIR
+    from harness.serve.app import ServiceConfigError, start, stop  # Ray Serve loads only for this command
 
-    sys.path.insert(0, str(REPO_DIR))  # serve/ sits next to harness/ in the checkout
-    try:
-        from serve.app import ServiceConfigError, start, stop
-    except ImportError as e:
-        _fail(f"the service needs the serve/ folder of a harness checkout next to harness/ ({e})")
     try:
         url = start(host, port, store=str(store) if store else None, max_runs_per_user=max_runs_per_user, address=address)
     except ServiceConfigError as e:

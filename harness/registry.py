@@ -24,11 +24,14 @@ from pydantic import ValidationError
 
 from harness.spec import AgentConfig, CompetitionConfig, Settings
 
+#: everything built in ships inside the package (the checkout's top-level `agents/`,
+#: `technique_tasks/`, `serve/` and `experiments/splits/` are links into it)
 PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_DIR = PACKAGE_DIR.parent
 BUILTIN_COMPETITIONS = PACKAGE_DIR / "competitions"
-BUILTIN_AGENTS = REPO_DIR / "agents"
-SPLITS_DIR = REPO_DIR / "experiments" / "splits"
+BUILTIN_AGENTS = PACKAGE_DIR / "agents"
+SPLITS_DIR = PACKAGE_DIR / "splits"
+#: how the user's documents name a built-in split file: `experiments/splits/dev.txt`
+SPLIT_PATH_PREFIX = ("experiments", "splits")
 
 
 class RegistryError(ValueError):
@@ -173,11 +176,13 @@ def read_competition_set(name_or_path: str) -> list[str]:
     """A split name (`lite`) or the path of a file with one competition id a line."""
     path = Path(name_or_path)
     if not path.is_file():
-        # "experiments/splits/lite.txt" given relative to the repo, from any working directory
-        for candidate in (REPO_DIR / name_or_path, SPLITS_DIR / f"{name_or_path}.txt", SPLITS_DIR / path.name):
-            if candidate.is_file():
-                path = candidate
-                break
+        # a split by name, or as the checkout names it (`experiments/splits/lite.txt`, from any
+        # working directory); never another path that merely shares a split's file name
+        named = SPLITS_DIR / f"{name_or_path}.txt"
+        if not named.is_file() and path.parts[:-1] == SPLIT_PATH_PREFIX and path.suffix == ".txt":
+            named = SPLITS_DIR / path.name
+        if named.is_file() and named.parent == SPLITS_DIR:
+            path = named
         else:
             raise RegistryError(
                 f"competition set {name_or_path!r} is neither a split ({', '.join(list_splits())}) nor a file"

@@ -38,11 +38,12 @@ from typing import Any, Literal, Optional, Sequence
 from filelock import FileLock
 from pydantic import BaseModel
 
-from harness.registry import REPO_DIR, RegistryError
+from harness.registry import PACKAGE_DIR, RegistryError
 from harness.spec import AttemptSpec, GradeReport, RunSpec, Settings, attempt_id_for
 from harness.tasks import PreparedTask, TaskKindBackend
 
-TASKS_DIR = REPO_DIR / "technique_tasks"
+TASKS_DIR = PACKAGE_DIR / "technique_tasks"
+SDK_FILE = PACKAGE_DIR / "techniques" / "sdk.py"
 #: the order tasks are listed and run in
 TECHNIQUE_ORDER = ["imbalance", "missing", "encoding", "cv", "scaling", "leakage"]
 ENGINEERING_ORDER = ["ml-spec", "eda-notebook", "feature-engineering", "baseline-model", "refactor-config",
@@ -84,26 +85,13 @@ class PreparedTechnique(BaseModel):
 # ====================================================================== finding tasks
 
 
-def _package() -> ModuleType:
-    """`technique_tasks` as a package, wherever harness is imported from."""
-    if "technique_tasks" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("technique_tasks", TASKS_DIR / "__init__.py",
-                                                      submodule_search_locations=[str(TASKS_DIR)])
-        assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["technique_tasks"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["technique_tasks"]
-
-
 @functools.lru_cache(maxsize=None)
 def load_task(name: str) -> ModuleType:
     """The task's `task.py` module (technique_tasks/<name>/task.py)."""
-    _package()
     path = TASKS_DIR / name / "task.py"
     if not path.is_file():
         raise RegistryError(f"unknown technique task {name!r}; `harness list tasks` shows the known ones")
-    modname = f"technique_tasks.{name.replace('-', '_')}.task"
+    modname = f"harness.technique_tasks.{name.replace('-', '_')}.task"
     spec = importlib.util.spec_from_file_location(modname, path)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
@@ -182,8 +170,8 @@ def task_sources(name: str, competitions: Sequence[str], settings: Optional[Sett
     (e.g. no imbalance on a regression), else generated data."""
     from harness.tasks import registry_for
 
-    mod = load_task(name)  # also makes `technique_tasks` importable
-    from technique_tasks._common import competition_task_type
+    mod = load_task(name)
+    from harness.techniques import competition_task_type
     out = []
     if competitions:
         reg = registry_for(settings or Settings.from_env())
@@ -216,7 +204,7 @@ def plan_technique_attempts(spec: RunSpec, common: dict[str, Any]) -> list[Attem
 def _fingerprint(name: str) -> str:
     """Changes when the task's code or instructions change, so a stale cache is rebuilt."""
     h = hashlib.sha256()
-    for p in (TASKS_DIR / "_common.py", TASKS_DIR / name / "task.py", TASKS_DIR / name / "instructions.md"):
+    for p in (SDK_FILE, TASKS_DIR / name / "task.py", TASKS_DIR / name / "instructions.md"):
         if p.is_file():
             h.update(p.read_bytes())
     return h.hexdigest()[:16]
@@ -255,7 +243,7 @@ def _prepared(root: Path, fingerprint: str) -> Optional[PreparedTechnique]:
 def _prepare_locked(name: str, source: Optional[str], settings: Settings, lite: bool, root: Path, fp: str) -> PreparedTechnique:
     tid = technique_task_id(name, source)
     mod = load_task(name)
-    from technique_tasks._common import PrepareContext, load_source
+    from harness.techniques import PrepareContext, load_source
 
     tmp = root.parent / f".tmp-{root.name}-{uuid.uuid4().hex[:8]}"
     public, private = tmp / "public", tmp / "private"
@@ -281,7 +269,7 @@ def render_instructions(name: str, task_id: str, source: Optional[str], public: 
                         cpus: float, memory_gb: float) -> str:
     """The agent's /home/instructions.md: the task's instructions.md plus paths, outputs and schema."""
     mod = load_task(name)
-    from technique_tasks._common import read_manifest
+    from harness.techniques import read_manifest
 
     m = read_manifest(public)
     values = {"target": m.target or "", "outputs": ", ".join(f"`{o}`" for o in m.outputs), **m.files}
@@ -322,8 +310,7 @@ class TechniqueTask(TaskKindBackend):
 
     def outputs(self, attempt_dir: Path) -> dict[str, bytes]:
         """Every file the agent left in submission/ (each at most 20 MB)."""
-        _package()
-        from technique_tasks._common import MAX_OUTPUT_BYTES
+        from harness.techniques import MAX_OUTPUT_BYTES
 
         sub = attempt_dir / "submission"
         out: dict[str, bytes] = {}
@@ -350,7 +337,7 @@ def grade_outputs(name: str, public: Path, private: Path, outputs: dict[str, byt
     """Grade an agent's files (name -> bytes) for one prepared task; returns the task's Grade
     (checks, score in [0, 1], invalid_reason). Tests call this directly on files."""
     task = load_task(name)
-    from technique_tasks._common import GradeContext, InvalidOutput, invalid
+    from harness.techniques import GradeContext, InvalidOutput, invalid
 
     workdir = scratch / uuid.uuid4().hex[:12]
     workdir.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,6 @@ from harness import Client, HarnessAPIError
 from harness.registry import read_competition_set
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # serve/ is a folder of the checkout, not an installed package
 
 COMP = "breast-cancer-diagnosis"
 TOKENS = {"alice-token-0001": "alice", "bob-token-0002": "bob", "carol-token-0003": "carol", "dave-token-0004": "dave"}
@@ -51,7 +50,7 @@ class Server:
         self.shared: dict[str, Any] = {}
 
     def start(self) -> None:
-        from serve.app import start
+        from harness.serve.app import start
 
         assert start("127.0.0.1", self.port, store=str(self.store), tokens=str(self.tokens), max_runs_per_user=CAP) == self.url
 
@@ -73,7 +72,7 @@ def server(ray_local: Any, harness_dirs: dict[str, Path], tmp_path_factory: pyte
     yield srv
     import ray
 
-    from serve.app import stop
+    from harness.serve.app import stop
 
     for actor in ray.util.list_named_actors(all_namespaces=True):
         if actor["namespace"] == "harness" and actor["name"].startswith("run:"):
@@ -298,7 +297,7 @@ def test_seed_sdk_calls(server: Server) -> None:
 
 
 def test_restart_still_serves_earlier_runs(server: Server) -> None:
-    from serve.app import stop
+    from harness.serve.app import stop
 
     alice = server.client("alice")
     stop()
@@ -319,7 +318,7 @@ def test_restart_still_serves_earlier_runs(server: Server) -> None:
 
 
 def test_refuses_non_loopback_without_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
-    from serve.app import ServiceConfigError, start
+    from harness.serve.app import ServiceConfigError, start
 
     monkeypatch.delenv("HARNESS_API_TOKENS", raising=False)
     port = _free_port()

@@ -71,7 +71,7 @@ def test_malformed_json_scores_zero_with_one_line_reason(payload: bytes, why: st
 
 
 def test_notebook_that_raises_scores_zero_with_one_line_reason(settings: Settings) -> None:
-    from technique_tasks._common import new_notebook
+    from harness.techniques import new_notebook
 
     nb = new_notebook([("code", "import pandas as pd\ndf = pd.read_csv('/home/data/train.csv')"),
                        ("code", "raise ValueError('the data looks odd')")])

@@ -38,7 +38,7 @@ from harness.sandbox.base import (
     SandboxUnavailable,
     wait_for_end,
 )
-from harness.sandbox.local import HARNESS_PKG, SANDBOX_HARNESS
+from harness.sandbox.local import HARNESS_PKG, HIDDEN_HARNESS_DIRS, SANDBOX_HARNESS
 from harness.spec import SandboxResult
 
 AGENT_UID = 1000  # the base image's `nonroot`; used when harness itself runs as root
@@ -167,7 +167,7 @@ class DockerSandbox(Sandbox):
             working_dir=AGENT,
             hostname="sandbox",
             mounts=mounts,
-            tmpfs={f"{SANDBOX_HARNESS}/harness/competitions": "size=64k,mode=0555"},
+            tmpfs={f"{SANDBOX_HARNESS}/harness/{sub}": "size=64k,mode=0555" for sub in HIDDEN_HARNESS_DIRS},
             network_mode="bridge" if job.network else "none",
             mem_limit=memory,
             memswap_limit=memory,  # no swapping past the limit

@@ -34,6 +34,9 @@ from harness.spec import Isolation, Resources, SandboxResult
 
 HARNESS_PKG = Path(__file__).resolve().parent.parent
 SANDBOX_HARNESS = "/opt/harness"
+#: folders of the harness package an agent must not see: competitions (preparers, graders,
+#: reference solutions) and technique tasks (planted truths, reference outputs)
+HIDDEN_HARNESS_DIRS = ("competitions", "technique_tasks")
 
 #: package data that built-in competitions are made from; hidden from agents
 HIDDEN_PACKAGE_DATA = [
@@ -137,8 +140,9 @@ class LocalSandbox(Sandbox):
         a += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/home"]
         for p in _python_roots():
             a += ["--ro-bind", p, p]
-        a += ["--ro-bind", str(HARNESS_PKG), f"{SANDBOX_HARNESS}/harness",
-              "--tmpfs", f"{SANDBOX_HARNESS}/harness/competitions"]
+        a += ["--ro-bind", str(HARNESS_PKG), f"{SANDBOX_HARNESS}/harness"]
+        for sub in HIDDEN_HARNESS_DIRS:
+            a += ["--tmpfs", f"{SANDBOX_HARNESS}/harness/{sub}"]
         for p in _hidden_package_dirs():
             a += ["--tmpfs", p]
         a += [

@@ -1,0 +1,353 @@
+"""The HTTP API: FastAPI routes over RunService, served by Ray Serve.
+
+    create_app(service)  the FastAPI app (also servable by plain uvicorn, see benchmarks/bench_serve.py)
+    HarnessAPI           the Serve deployment (@serve.ingress, app built on the replica)
+    build_app(args)      the application builder for `serve run harness.serve.app:build_app` and serve/config.yaml
+    start(...)           what `harness serve` and the tests call
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from ray import serve as ray_serve
+from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import harness
+from harness.serve.auth import TOKENS_ENV, ServiceConfigError, TokenTable, check_bind, load_tokens
+from harness.serve.models import ArtifactList, ErrorBody, Health, RunAccepted, RunPage, RunRequest, RunView
+from harness.serve.service import APIError, RunService, attempts_parquet
+
+log = logging.getLogger("harness.serve")
+
+APP_NAME = "harness"
+DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: a run request is a few hundred bytes
+DEFAULT_MAX_RUNS_PER_USER = 4
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 422, 429)}
+
+
+def _error(status: int, error: str, message: str, field: Optional[str] = None) -> JSONResponse:
+    body = {"error": error, "message": message}
+    if field is not None:
+        body["field"] = field
+    return JSONResponse(body, status_code=status)
+
+
+class BodyLimit:
+    """Refuse request bodies over `max_bytes` with 413: at once by Content-Length, else (chunked)
+    by reading the body up to the limit before the app sees it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = _error(413, "too_large", f"request body over the limit of {self.max_bytes} bytes; "
+                                              "a run request is a small JSON object")
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > self.max_bytes:
+                await too_large(scope, receive, send)
+                return
+            await self.app(scope, receive, send)  # the server holds the client to its Content-Length
+            return
+        if scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        chunks, seen = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_bytes:
+                await too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def create_app(service: RunService, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+    """The API's routes over one RunService."""
+    app = FastAPI(
+        title="harness", version=harness.__version__, responses=_ERRORS,
+        description="Evaluate ML-engineering agents as a service: start runs, watch them, fetch results "
+                    "and artifacts. Send `Authorization: Bearer <token>` when the server has tokens.",
+    )
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, e: APIError) -> JSONResponse:
+        return _error(e.status, e.error, e.message, e.field)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, e: RequestValidationError) -> JSONResponse:
+        field, message = _describe_validation(e.errors())
+        return _error(422, "invalid_request", message, field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, e: StarletteHTTPException) -> JSONResponse:
+        if e.status_code == 404:
+            message = f"no endpoint {request.method} {request.url.path}; the API is described at /docs"
+        elif e.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}; the API is described at /docs"
+        else:
+            message = str(e.detail)
+        kind = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "error")
+        return _error(e.status_code, kind, message)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, e: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return _error(500, "internal", f"internal error ({type(e).__name__}: {e}); the server log has the traceback")
+
+    def user(request: Request) -> str:
+        return service.authenticate(request.headers.get("authorization"))
+
+    # ---------------------------------------------------------------- runs
+
+    @app.post("/runs", status_code=202, response_model=RunAccepted, tags=["runs"])
+    def create_run(req: RunRequest, who: str = Depends(user)) -> RunAccepted:
+        """Validate the request and start the run in the background; answers at once with its id."""
+        return RunAccepted(run_id=service.start_run(req, who), status="queued")
+
+    @app.get("/runs", response_model=RunPage, tags=["runs"])
+    def list_runs(
+        offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500),
+        status: Optional[Literal["queued", "running", "completed", "failed", "cancelled", "interrupted"]] = None,
+        who: str = Depends(user),
+    ) -> RunPage:
+        """Your runs, newest first."""
+        runs, total = service.list_runs(who, offset, limit, status)
+        nxt = offset + len(runs)
+        return RunPage(runs=runs, total=total, offset=offset, limit=limit, next_offset=nxt if nxt < total else None)
+
+    @app.get("/runs/{run_id}", response_model=RunView, tags=["runs"])
+    def get_run(run_id: str, who: str = Depends(user)) -> RunView:
+        """Status, attempts done/total, timings."""
+        return service.get_run(run_id, who)
+
+    @app.get("/runs/{run_id}/summary", tags=["runs"])
+    def get_summary(run_id: str, who: str = Depends(user)) -> dict[str, Any]:
+        """`run_id`, `eval_dir`, `files` (report files, fetch with /artifacts/{name}) and the aggregate metrics."""
+        return service.summary(run_id, who)
+
+    @app.get("/runs/{run_id}/results", tags=["runs"])
+    def get_results(run_id: str, format: Literal["json", "parquet"] = "json", who: str = Depends(user)) -> Response:
+        """One row per attempt: JSON records, or the Parquet table with `?format=parquet`."""
+        df = service.results(run_id, who)
+        if format == "parquet":
+            return Response(attempts_parquet(df), media_type="application/vnd.apache.parquet",
+                            headers={"content-disposition": f'attachment; filename="{run_id}.attempts.parquet"'})
+        return Response(df.to_json(orient="records", date_format="iso"), media_type="application/json")
+
+    @app.post("/runs/{run_id}/cancel", status_code=202, response_model=RunAccepted, tags=["runs"])
+    def cancel_run(run_id: str, who: str = Depends(user)) -> RunAccepted:
+        """Stop a run; running attempts are killed and it stays resumable."""
+        return RunAccepted(run_id=run_id, status=service.cancel_run(run_id, who))
+
+    @app.post("/runs/{run_id}/resume", status_code=202, response_model=RunAccepted, tags=["runs"])
+    def resume_run(run_id: str, who: str = Depends(user)) -> RunAccepted:
+        """Run the attempts of an interrupted, cancelled or failed run that have no row yet."""
+        return RunAccepted(run_id=service.resume_run(run_id, who), status="queued")
+
+    # ---------------------------------------------------------------- artifacts
+
+    @app.get("/runs/{run_id}/artifacts", response_model=ArtifactList, tags=["artifacts"])
+    def list_artifacts(run_id: str, who: str = Depends(user)) -> ArtifactList:
+        """Every file of the run directory (submissions, code, logs, reports)."""
+        return ArtifactList(run_id=run_id, files=service.list_artifacts(run_id, who))
+
+    @app.get("/runs/{run_id}/artifacts.zip", tags=["artifacts"], response_class=FileResponse)
+    def artifacts_zip(run_id: str, who: str = Depends(user)) -> FileResponse:
+        """The whole run directory as one zip."""
+        path = service.artifacts_zip(run_id, who)
+        return FileResponse(path, media_type="application/zip", filename=f"{run_id}.zip",
+                            background=BackgroundTask(os.unlink, path))
+
+    @app.get("/runs/{run_id}/artifacts/{path:path}", tags=["artifacts"], response_class=FileResponse)
+    def get_artifact(run_id: str, path: str, who: str = Depends(user)) -> FileResponse:
+        """One file, streamed; `path` is relative to the run directory."""
+        return FileResponse(service.artifact_path(run_id, who, path), media_type=_media_type(path))
+
+    # ---------------------------------------------------------------- catalogue
+
+    @app.get("/competitions", tags=["catalogue"])
+    def competitions(who: str = Depends(user)) -> list[dict[str, Any]]:
+        from harness.registry import load_registry
+
+        reg = load_registry()
+        return [{"id": c.id, "name": c.name, "source": c.source, "kind": c.kind,
+                 "metric": c.metric or c.grader.get("name", ""), "lower_is_better": c.lower_is_better}
+                for c in sorted(reg.competitions.values(), key=lambda c: c.id)]
+
+    @app.get("/agents", tags=["catalogue"])
+    def agents(who: str = Depends(user)) -> list[dict[str, Any]]:
+        from harness.registry import load_registry
+
+        reg = load_registry()
+        return [{"id": a.id, "description": a.description, "resources": a.resources.model_dump(),
+                 "time_limit_s": a.time_limit_s, "network": a.network}
+                for a in sorted(reg.agents.values(), key=lambda a: a.id)]
+
+    @app.get("/technique-tasks", tags=["catalogue"])
+    def technique_tasks(who: str = Depends(user)) -> list[dict[str, Any]]:
+        from harness.technique import available_tasks
+
+        return [t.model_dump() for t in available_tasks()]
+
+    @app.get("/splits", tags=["catalogue"])
+    def splits(who: str = Depends(user)) -> dict[str, list[str]]:
+        """Competition sets a run can name in `competition_set`."""
+        from harness.registry import list_splits, read_competition_set
+
+        return {name: read_competition_set(str(path)) for name, path in list_splits().items()}
+
+    @app.get("/healthz", response_model=Health, tags=["service"])
+    def healthz() -> Health:
+        return Health(status="ok", version=harness.__version__, auth=service.tokens.enabled,
+                      max_runs_per_user=service.max_runs_per_user)
+
+    return app
+
+
+def _describe_validation(errors: Any) -> tuple[Optional[str], str]:
+    """(field, one sentence) from FastAPI's validation errors, naming the first bad field."""
+    first = list(errors)[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
+    loc = [str(x) for x in first.get("loc", ())]
+    where = loc[0] if loc else "body"
+    path = [x for x in loc[1:]]
+    if first.get("type") == "json_invalid":
+        pos = first.get("ctx", {}).get("error", "")
+        return None, f"request body is not valid JSON ({pos}); send a JSON object such as " \
+                     '{"competition_set": "lite", "agent_id": "dummy"}'
+    if where == "body" and not path:
+        if first.get("type") == "missing":
+            return None, 'request body is missing; send a JSON object such as {"competition_set": "lite", "agent_id": "dummy"}'
+        return None, f"request body: {first.get('msg')}; send a JSON object"
+    field = path[0] if path else where  # the body is flat: its top-level field is the one to fix
+    kind = {"query": "query parameter", "path": "path parameter", "header": "header"}.get(where, "field")
+    msg = first.get("msg", "invalid")
+    if first.get("type") == "extra_forbidden":
+        msg = "is not a known field (see POST /runs at /docs)"
+    elif first.get("type") == "missing":
+        msg = "is required"
+    else:
+        msg = f"{msg} (got {json.dumps(first.get('input'), default=str)[:80]})"
+    return field, f"{kind} {field!r}: {msg}"
+
+
+def _media_type(path: str) -> str:
+    import mimetypes
+
+    suffix = Path(path).suffix
+    if suffix in (".log", ".md", ".py", ".txt", ".csv", ".yaml", ".yml", ".ipynb", ".sh"):
+        return "text/plain; charset=utf-8"
+    if suffix == ".parquet":
+        return "application/vnd.apache.parquet"
+    return mimetypes.guess_type(path)[0] or "application/octet-stream"
+
+
+# ====================================================================== Ray Serve
+
+
+@ray_serve.deployment(name="HarnessAPI", num_replicas=1, ray_actor_options={"num_cpus": 0},
+                      max_ongoing_requests=128, health_check_period_s=10)
+@ray_serve.ingress()
+class HarnessAPI:
+    """The Serve replica: one RunService; the FastAPI app is built here, on the replica."""
+
+    def __init__(self, store: str, tokens: Optional[str] = None, max_runs_per_user: int = DEFAULT_MAX_RUNS_PER_USER,
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, store_display: Optional[str] = None) -> None:
+        host = _proxy_host()
+        if host is not None:
+            check_bind(host, tokens)  # `serve run` with a non-loopback host and no tokens stops here
+        self.service = RunService(store, TokenTable(tokens), max_runs_per_user, store_display=store_display)
+        self.max_body_bytes = max_body_bytes
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return create_app(self.service, self.max_body_bytes)
+
+
+def _proxy_host() -> Optional[str]:
+    """The host Serve's HTTP proxies listen on, when the controller tells."""
+    try:
+        from ray.serve.context import _get_global_client
+
+        return str(_get_global_client().http_config.host)
+    except Exception:
+        return None
+
+
+def build_app(args: dict[str, Any]) -> Any:
+    """Application builder: `serve run harness.serve.app:build_app store=runs max_runs_per_user=4`, or
+    serve/config.yaml. Paths are resolved here, in the process that runs `serve run`."""
+    store = str(args.get("store") or os.environ.get("HARNESS_RUNS_DIR") or "runs")
+    tokens = args.get("tokens") or os.environ.get(TOKENS_ENV) or None
+    if tokens:
+        tokens = str(Path(tokens).expanduser().resolve())
+        load_tokens(tokens)  # a broken tokens file fails the deploy, not the first request
+    options = {"num_cpus": 0}
+    return HarnessAPI.options(ray_actor_options=options).bind(
+        store=str(Path(store).expanduser().resolve()), tokens=tokens,
+        max_runs_per_user=int(args.get("max_runs_per_user") or os.environ.get("HARNESS_MAX_RUNS_PER_USER")
+                              or DEFAULT_MAX_RUNS_PER_USER),
+        max_body_bytes=int(args.get("max_body_bytes") or DEFAULT_MAX_BODY_BYTES),
+        store_display=store,
+    )
+
+
+def start(host: str = "127.0.0.1", port: int = 8000, *, store: Optional[str] = None, tokens: Optional[str] = None,
+          max_runs_per_user: int = DEFAULT_MAX_RUNS_PER_USER, address: Optional[str] = None) -> str:
+    """Start Serve's HTTP proxy on host:port and deploy the API; returns its URL.
+
+    Raises ServiceConfigError (before anything binds) for a non-loopback host without tokens
+    or a bad tokens file. Uses the Ray this process is connected to, else `address`, else a new local one.
+    """
+    tokens = tokens or os.environ.get(TOKENS_ENV) or None
+    check_bind(host, tokens)
+    if tokens:
+        load_tokens(tokens)
+    import ray
+
+    if not ray.is_initialized():
+        from harness.orchestrator import _init_ray
+
+        _init_ray(address)
+    ray_serve.start(http_options={"host": host, "port": port}, proxy_location="HeadOnly")
+    ray_serve.run(build_app({"store": store, "tokens": tokens, "max_runs_per_user": max_runs_per_user}),
+                  name=APP_NAME, route_prefix="/", blocking=False)
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def stop() -> None:
+    """Remove the API and Serve's proxies; runs in progress keep going in their own actors."""
+    ray_serve.shutdown()
+
+
+__all__ = ["HarnessAPI", "build_app", "create_app", "start", "stop", "ServiceConfigError"]

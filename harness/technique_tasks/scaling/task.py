@@ -1,0 +1,125 @@
+"""scaling: features remapped, rank for rank, onto known distributions.
+
+Six base features keep their order (and so their relation to the target) but take
+new shapes: two Gaussian, two heavy-tailed (log-normal, sigma 1.2-1.6), one bounded
+(uniform on 0-1 or 0-100) and one binary. Checks per feature: distribution,
+skewness, a sound scaler; plus which model families need scaling at all."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+from scipy import stats
+
+from harness.techniques import (Checks, Grade, GradeContext, Manifest, PrepareContext, dumps,
+                                     load_output, read_truth, write_manifest, write_truth)
+
+NAME = "scaling"
+KIND = "technique"
+DESCRIPTION = "Tell Gaussian, heavy-tailed, bounded and binary features apart (planted) and scale each soundly."
+OUTPUT = "scaling_analysis.json"
+MODELS = {"logistic_regression": True, "knn": True, "svm": True, "random_forest": False, "gradient_boosting": False}
+GOOD_SCALERS = {
+    "gaussian": {"standard"},
+    "heavy_tailed": {"log_then_standard", "quantile", "power"},
+    "bounded": {"minmax", "none"},
+    "binary": {"none"},
+}
+Model = Literal["logistic_regression", "knn", "svm", "random_forest", "gradient_boosting"]
+
+
+class ScaledFeature(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    distribution: Literal["gaussian", "heavy_tailed", "bounded", "binary"]
+    skewness: float
+    scaler: Literal["none", "standard", "minmax", "robust", "log_then_standard", "quantile", "power"]
+
+
+class ScalingAnalysis(BaseModel):
+    """scaling_analysis.json"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    features: list[ScaledFeature]
+    needs_scaling: dict[Model, bool] = Field(description="for each model family: does it need scaled inputs")
+    rationale: str = ""
+
+
+def applies_to(task_type: str) -> bool:
+    return True
+
+
+def prepare(ctx: PrepareContext) -> None:
+    assert ctx.source is not None
+    rng = ctx.rng
+    src = ctx.source
+    base = src.frame.reset_index(drop=True)
+    usable = [f for f in src.features if base[f].nunique() > 20]
+    kinds = ["gaussian", "gaussian", "heavy_tailed", "heavy_tailed", "bounded", "binary"]
+    names = list(rng.choice(usable, min(len(kinds), len(usable)), replace=False))
+    kinds = list(rng.permutation(kinds[: len(names)]))
+    out = pd.DataFrame(index=base.index)
+    for name, kind in zip(names, kinds):
+        # rank -> quantile keeps the feature's order; ties broken at random so nothing collapses
+        r = (base[name].rank(method="first").to_numpy() - 0.5) / len(base)
+        if kind == "gaussian":
+            v = stats.norm.ppf(r) * rng.uniform(1, 20) + rng.uniform(-50, 100)
+        elif kind == "heavy_tailed":
+            v = np.exp(stats.norm.ppf(r) * rng.uniform(1.2, 1.6) + rng.uniform(2, 6))
+        elif kind == "bounded":
+            v = r * (100.0 if rng.random() < 0.5 else 1.0)
+        else:
+            v = (r > rng.uniform(0.3, 0.7)).astype(int)
+        out[name] = np.round(v, 4) if kind != "binary" else v
+    out[src.target] = base[src.target]
+    out.insert(0, "id", np.arange(len(out)))
+    out.to_csv(ctx.public / "train.csv", index=False)
+    write_truth(ctx.private, {"features": {n: {"distribution": k, "skewness": float(out[n].skew())} for n, k in zip(names, kinds)},
+                              "needs_scaling": MODELS})
+    write_manifest(ctx.public, Manifest(task=NAME, kind=KIND, source=src.name, outputs=[OUTPUT],
+                                        schema_file="scaling_analysis.schema.json", target=src.target, id_column="id",
+                                        files={"train": "train.csv"}), ScalingAnalysis)
+
+
+def grade(ctx: GradeContext) -> Grade:
+    t = read_truth(ctx.private)
+    a = load_output(ScalingAnalysis, ctx.outputs, OUTPUT)
+    reported = {f.name: f for f in a.features}
+    c = Checks()
+    for name, truth in t["features"].items():
+        r = reported.get(name)
+        d = truth["distribution"]
+        if r is None:
+            c.add(f"{name}: distribution", 0, 1, f"{name} ({d}) not reported")
+            c.add(f"{name}: skewness", 0, 0.5, "not reported")
+            c.add(f"{name}: scaler", 0, 1, "not reported")
+            continue
+        c.add(f"{name}: distribution", r.distribution == d, 1, "ok" if r.distribution == d else f"{name} is {d} (skewness {truth['skewness']:.2f}), reported {r.distribution}")
+        tol = max(0.25, 0.2 * abs(truth["skewness"]))
+        ok = bool(np.isfinite(r.skewness)) and abs(r.skewness - truth["skewness"]) <= tol
+        c.add(f"{name}: skewness", ok, 0.5, f"true {truth['skewness']:.3f}, reported {r.skewness:.3f} (tolerance {tol:.2f})")
+        good = GOOD_SCALERS[d]
+        c.add(f"{name}: scaler", r.scaler in good, 1, "ok" if r.scaler in good else f"{r.scaler} does not suit a {d} feature; use one of {sorted(good)}")
+    wrong = [m for m, need in t["needs_scaling"].items() if a.needs_scaling.get(m) is not need]  # type: ignore[call-overload]
+    c.add("needs_scaling", 1 - len(wrong) / len(MODELS), 1, "ok" if not wrong else
+          f"wrong or missing for {wrong} (distance-, margin- and gradient-based linear models need scaling; trees do not)")
+    return c.grade()
+
+
+def reference_outputs(public, private) -> dict[str, bytes]:  # type: ignore[no-untyped-def]
+    t = read_truth(private)
+    scaler = {"gaussian": "standard", "heavy_tailed": "log_then_standard", "bounded": "minmax", "binary": "none"}
+    feats = [{"name": n, **v, "scaler": scaler[v["distribution"]]} for n, v in t["features"].items()]
+    return {OUTPUT: dumps({"features": feats, "needs_scaling": t["needs_scaling"]})}
+
+
+def wrong_outputs(public, private) -> dict[str, bytes]:  # type: ignore[no-untyped-def]
+    """Standard-scales everything, calls everything Gaussian, thinks every model needs scaling."""
+    t = read_truth(private)
+    feats = [{"name": n, "distribution": "gaussian", "skewness": v["skewness"], "scaler": "standard"} for n, v in t["features"].items()]
+    return {OUTPUT: dumps({"features": feats, "needs_scaling": {m: True for m in MODELS}})}
