@@ -143,6 +143,8 @@ class LocalSandbox(Sandbox):
         a += ["--ro-bind", str(HARNESS_PKG), f"{SANDBOX_HARNESS}/harness"]
         for sub in HIDDEN_HARNESS_DIRS:
             a += ["--tmpfs", f"{SANDBOX_HARNESS}/harness/{sub}"]
+        if any(str(HARNESS_PKG).startswith(r + os.sep) for r in _python_roots()):  # installed: site-packages is bound too
+            a += [arg for sub in HIDDEN_HARNESS_DIRS for arg in ("--tmpfs", str(HARNESS_PKG / sub))]
         for p in _hidden_package_dirs():
             a += ["--tmpfs", p]
         a += [
