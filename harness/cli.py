@@ -1,26 +1,46 @@
-"""The `harness` command."""
+"""The `harness` command.
+
+Output composes: on a terminal listings and reports are tables; piped or redirected they
+are tab-separated lines with a header and every id and value in full; `--json` prints
+JSON instead. Exit codes: 0 done, 1 the run ended with failures (the run failed, or an
+attempt ended agent_failed, timeout, oom or infra_error), 2 bad input, 130 interrupted.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional, Sequence
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Evaluate ML-engineering agents: prepare -> sandbox -> grade -> Parquet, on Ray.")
+from harness.data import PrepareError, ensure_prepared, prepared_data
+from harness.errors import RegistryError, RunError
+from harness.registry import list_splits, load_registry, read_competition_set
+from harness.report import mean_sem, medal_name, summarize
+from harness.runspec import RunInput, load_run_file
+from harness.spec import FINAL_STATUSES, Settings
+from harness.store import RunNotFound, RunStore, default_store, list_runs
+from harness.technique import available_tasks
+
+EXIT_CODES = "Exit codes: 0 done, 1 the run ended with failures, 2 bad input, 130 interrupted (Ctrl-C)."
+app = typer.Typer(add_completion=False, no_args_is_help=True, epilog=EXIT_CODES,
+                  help="Evaluate ML-engineering agents: prepare -> sandbox -> grade -> Parquet, on Ray.")
 console = Console(stderr=True)
 out = Console()
 
 StoreOpt = typer.Option(None, "--store", envvar="HARNESS_RUNS_DIR", help="Run store (default ./runs).")
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
+#: errors a user can cause: one line, exit code 2
+USER_ERRORS: tuple[type[BaseException], ...] = (RegistryError, RunError, RunNotFound, PrepareError, ValidationError)
 
 
 def _fail(msg: object, code: int = 2) -> None:
-    from pydantic import ValidationError
-
     if isinstance(msg, ValidationError):  # one line naming the field, not pydantic's report
         first = msg.errors()[0]
         msg = f"{'.'.join(str(x) for x in first['loc'])}: {first['msg']}"
@@ -29,18 +49,60 @@ def _fail(msg: object, code: int = 2) -> None:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from pydantic import ValidationError
-
-    from harness.data import PrepareError
-    from harness.orchestrator import RunError
-    from harness.registry import RegistryError
-    from harness.store import RunNotFound
-
-    return (RegistryError, RunError, RunNotFound, PrepareError, ValidationError)
+    return USER_ERRORS
 
 
 def _comma_list(values: Optional[List[str]]) -> list[str]:
     return [v.strip() for raw in values or [] for v in raw.split(",") if v.strip()]
+
+
+# ---------------------------------------------------------------- output that composes
+
+
+def _fmt(x: object, digits: int = 4) -> str:
+    return "—" if x is None or (isinstance(x, float) and x != x) else f"{x:.{digits}g}" if isinstance(x, float) else str(x)
+
+
+def _cell(x: object) -> str:
+    """A TSV cell: the full value on one line."""
+    text = "" if x is None or (isinstance(x, float) and x != x) else str(x)
+    return text.replace("\t", " ").replace("\n", " ")
+
+
+def emit_table(columns: Sequence[str], rows: Sequence[Sequence[object]], title: Optional[str] = None,
+               caption: Optional[str] = None) -> None:
+    """A table on a terminal; tab-separated lines (header first, values in full) otherwise."""
+    if out.is_terminal:
+        t = Table(*columns, title=title, title_justify="left", caption=caption)
+        for row in rows:
+            t.add_row(*[x if isinstance(x, str) else _fmt(x) for x in row])
+        out.print(t)
+        return
+    if title:
+        sys.stdout.write(f"# {title}\n")
+    sys.stdout.write("\t".join(columns) + "\n")
+    for row in rows:
+        sys.stdout.write("\t".join(_cell(x) for x in row) + "\n")
+    sys.stdout.flush()
+
+
+def _key(column: str) -> str:
+    """A column title as a JSON key: `memory GB` -> `memory_gb`, `rows full/lite` -> `rows_full_lite`."""
+    return "_".join(column.lower().replace("/", " ").split())
+
+
+def emit_json(obj: Any) -> None:
+    """JSON on stdout (no colour, no wrapping), one document."""
+    sys.stdout.write(json.dumps(obj, indent=1, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _line(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------- commands
 
 
 @app.command()
@@ -56,108 +118,116 @@ def run(
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Seconds per attempt (default: the agent's)."),
     technique_tasks: Optional[List[str]] = typer.Option(None, "--technique-tasks", help="imbalance,missing,... or all."),
     engineering_tasks: Optional[List[str]] = typer.Option(None, "--engineering-tasks", help="ml-spec,eda-notebook,... or all."),
+    config: Optional[Path] = typer.Option(None, "--config", help="A run file (YAML/JSON: agent, competitions, split, seeds, ...) instead of the flags above."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Finish an earlier run: only missing attempts run."),
     store: Optional[Path] = StoreOpt,
     address: Optional[str] = typer.Option(None, "--address", envvar="RAY_ADDRESS", help="Ray cluster address (default: a local Ray)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON last."),
+    as_json: bool = typer.Option(False, "--json", help="After the run id, print the summary as JSON (no tables)."),
 ) -> None:
-    """Run an agent on competitions or technique tasks; one Parquet row per attempt."""
-    import harness
+    """Run an agent on competitions or technique tasks; one Parquet row per attempt.
+    Prints the run id first. Exit code 1 when the run ended with failures."""
+    from harness.orchestrator import RunProgress, run as run_harness  # Ray loads only for the commands that run
 
+    try:
+        if config is not None:
+            if competition or split or technique_tasks or engineering_tasks:
+                raise RunError("--config names the run; drop -c/--split/--technique-tasks/--engineering-tasks or the file")
+            given = load_run_file(config)
+        else:
+            given = RunInput(competitions=list(competition) if competition else None, split=split, agent=agent, seeds=seeds,
+                             lite=lite, sandbox=sandbox, max_concurrency=max_concurrency, max_retries=max_retries,  # type: ignore[arg-type]
+                             time_limit_s=time_limit, technique_tasks=_comma_list(technique_tasks),
+                             engineering_tasks=_comma_list(engineering_tasks))
+    except USER_ERRORS as e:
+        _fail(e)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("running {task.fields[running]} · failed {task.fields[failed]}"),
                         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False)
-    bar: dict[str, int] = {}
+    bar: dict[str, Any] = {}
 
     def on_start(run_id: str) -> None:
-        out.print(run_id)
-        sys.stdout.flush()
+        _line(run_id)
 
-    def on_progress(p) -> None:  # type: ignore[no-untyped-def]
+    def on_progress(p: RunProgress) -> None:
         if "id" not in bar:
             progress.start()
             bar["id"] = progress.add_task("attempts", total=p.total, running=0, failed=0, completed=p.done)
         progress.update(bar["id"], completed=p.done, running=p.running, failed=p.failed)
 
-    tt = _comma_list(technique_tasks)
     try:
-        result = harness.run(
-            competition or None, split=split, agent=agent, seeds=seeds, lite=lite, sandbox=sandbox,
-            max_concurrency=max_concurrency, max_retries=max_retries, time_limit_s=time_limit,
-            technique_tasks=tt, engineering_tasks=_comma_list(engineering_tasks), store=store, resume=resume,
-            address=address, progress=on_progress, on_start=on_start,
-        )
+        result = run_harness(None if resume else given, store=store, resume=resume, address=address,
+                             progress=on_progress, on_start=on_start)
     except KeyboardInterrupt:
         progress.stop()
         console.print("[yellow]cancelled[/yellow]: running attempts were stopped; finish with `harness run --resume <run id>`")
-        raise typer.Exit(130)
-    except _user_errors() as e:
+        raise typer.Exit(130) from None
+    except USER_ERRORS as e:
         progress.stop()
         _fail(e)
     progress.stop()
-    from harness.store import RunStore
-
-    _print_report(RunStore(result.run_dir.parent, result.run_id))
     if as_json:
-        out.print_json(result.summary.model_dump_json())
-    if result.status == "failed":
-        raise typer.Exit(1)
+        emit_json(result.summary.model_dump(mode="json"))
+    else:
+        _print_report(RunStore(result.run_dir.parent, result.run_id))
+    raise typer.Exit(run_exit_code(result.status, result.summary.by_status))
+
+
+def run_exit_code(status: str, by_status: dict[str, int]) -> int:
+    """0 done; 1 the run failed or an attempt ended agent_failed, timeout, oom or infra_error; 130 cancelled."""
+    if status == "cancelled":
+        return 130
+    failures = sum(n for s, n in by_status.items() if s in FINAL_STATUSES and s != "succeeded")
+    return 1 if status == "failed" or failures else 0
 
 
 @app.command()
-def runs(store: Optional[Path] = StoreOpt) -> None:
+def runs(store: Optional[Path] = StoreOpt, as_json: bool = JsonOpt) -> None:
     """One line per run: id, agent, attempts done/total, status."""
-    from harness.orchestrator import driver_alive
-    from harness.store import list_runs
+    from harness.orchestrator import driver_alive  # Ray loads only for the commands that run
 
-    t = Table("run id", "agent", "done/total", "failed", "status", "created (UTC)")
+    rows = []
     for s in list_runs(store):
         status = s.status
         if status == "running" and s.driver and not driver_alive(s.driver):
-            status = "interrupted (resumable)"
-        t.add_row(s.run_id, s.spec.agent, f"{s.done}/{s.total}", str(s.failed), status, f"{s.created_at:%Y-%m-%d %H:%M:%S}")
-    out.print(t)
+            status = "interrupted (resumable)" if not as_json else "interrupted"
+        rows.append((s, status))
+    if as_json:
+        emit_json([{**s.model_dump(mode="json"), "status": status, "agent_id": s.spec.agent} for s, status in rows])
+        return
+    emit_table(["run id", "agent", "done/total", "failed", "status", "created (UTC)"],
+               [(s.run_id, s.spec.agent, f"{s.done}/{s.total}", str(s.failed), status, f"{s.created_at:%Y-%m-%d %H:%M:%S}")
+                for s, status in rows])
 
 
 @app.command()
-def report(run_id: str, store: Optional[Path] = StoreOpt, as_json: bool = typer.Option(False, "--json")) -> None:
-    """The leaderboard table of a run again."""
-    from harness.store import RunStore, default_store
-
+def report(run_id: str, store: Optional[Path] = StoreOpt, as_json: bool = JsonOpt) -> None:
+    """The leaderboard table of a run again (`--json`: its summary)."""
     rs = RunStore(store or default_store(), run_id)
     try:
-        rs.read_state()
-    except _user_errors() as e:
+        state = rs.read_state()
+    except USER_ERRORS as e:
         _fail(e)
+    if as_json:
+        summary = rs.read_summary() or summarize(state, rs.attempts(), rs.technique_grades())
+        emit_json(summary.model_dump(mode="json"))
+        return
     _print_report(rs)
-    if as_json and rs.read_summary():
-        out.print_json(rs.read_summary().model_dump_json())  # type: ignore[union-attr]
 
 
-def _fmt(x: object, digits: int = 4) -> str:
-    return "—" if x is None or (isinstance(x, float) and x != x) else f"{x:.{digits}g}" if isinstance(x, float) else str(x)
-
-
-def _print_report(rs) -> None:  # type: ignore[no-untyped-def]
+def _print_report(rs: RunStore) -> None:
     import pandas as pd
-
-    from harness.report import mean_sem, medal_name, summarize
 
     state = rs.read_state()
     df = rs.attempts()
     if df.empty:
-        out.print(f"run {state.run_id}: no attempts recorded yet ({state.status})")
+        _line(f"run {state.run_id}: no attempts recorded yet ({state.status})")
         return
     summary = summarize(state, df)
+    tty = out.is_terminal
     comp = df[df["task_kind"] == "competition"]
     if len(comp):
         seeds = sorted(comp["seed"].unique())
-        t = Table(title=f"{state.run_id} · agent {state.spec.agent}", title_justify="left")
-        t.add_column("competition")
-        t.add_column("metric ↓/↑")
-        t.add_column("median")
-        for s in seeds:
-            t.add_column(f"seed {s}")
+        rows = []
         for cid, g in comp.groupby("competition_id"):
             lower = g["is_lower_better"].dropna()
             cells = []
@@ -169,31 +239,30 @@ def _print_report(rs) -> None:  # type: ignore[no-untyped-def]
                 r = r.iloc[0]
                 score = _fmt(None if pd.isna(r["score"]) else float(r["score"]))
                 medal = medal_name(r)
-                tag = f" [bold yellow]{medal}[/]" if medal else (" ▲" if r["above_median"] else "")
-                status = "" if r["status"] == "succeeded" else f" [red]{r['status']}[/]"
-                invalid = "" if r["valid_submission"] or r["status"] != "succeeded" else " [red]invalid[/]"
+                tag = (f" [bold yellow]{medal}[/]" if tty else f" {medal}") if medal else (" ▲" if r["above_median"] else "")
+                status = "" if r["status"] == "succeeded" else (f" [red]{r['status']}[/]" if tty else f" {r['status']}")
+                invalid = "" if r["valid_submission"] or r["status"] != "succeeded" else (" [red]invalid[/]" if tty else " invalid")
                 cells.append(f"{score}{tag}{status}{invalid}")
             med = g["median_threshold"].dropna()
-            t.add_row(cid, "↓" if len(lower) and bool(lower.iloc[0]) else "↑", _fmt(float(med.iloc[0]) if len(med) else None), *cells)
-        out.print(t)
-        a = Table(title="per agent, mean ± SEM over seeds", title_justify="left")
-        for col in ("agent", "attempts", "valid submission", "any medal", "above median"):
-            a.add_column(col)
+            rows.append((str(cid), "↓" if len(lower) and bool(lower.iloc[0]) else "↑",
+                         _fmt(float(med.iloc[0]) if len(med) else None), *cells))
+        emit_table(["competition", "metric ↓/↑", "median", *[f"seed {s}" for s in seeds]], rows,
+                   title=f"{state.run_id} · agent {state.spec.agent}")
         pm = lambda m, s: "—" if m is None else f"{m:.2f} ± {s or 0:.2f}"  # noqa: E731
-        a.add_row(state.spec.agent, str(len(comp)), pm(summary.valid_submission_rate, summary.valid_submission_sem),
-                  pm(summary.any_medal_rate, summary.any_medal_sem), pm(summary.above_median_rate, 0.0))
-        out.print(a)
+        emit_table(["agent", "attempts", "valid submission", "any medal", "above median"],
+                   [(state.spec.agent, str(len(comp)), pm(summary.valid_submission_rate, summary.valid_submission_sem),
+                     pm(summary.any_medal_rate, summary.any_medal_sem), pm(summary.above_median_rate, summary.above_median_sem))],
+                   title="per agent, mean ± SEM over seeds")
     tech = df[df["task_kind"] == "technique"]
     if len(tech):
-        t = Table(title=f"technique tasks · agent {state.spec.agent}", title_justify="left")
-        for col in ("task", "attempts", "score (mean ± SEM)", "statuses"):
-            t.add_column(col)
+        trows = []
         for name, g in tech.groupby("technique"):
             m, s = mean_sem(g["score"].fillna(0.0).tolist())
-            t.add_row(str(name), str(len(g)), f"{m:.2f} ± {s:.2f}", ", ".join(f"{k} {v}" for k, v in g["status"].value_counts().items()))
-        out.print(t)
-    out.print(f"status: {state.status} · {summary.done}/{state.total} attempts · " +
-              ", ".join(f"{k} {v}" for k, v in summary.by_status.items()) + f" · {rs.dir}")
+            trows.append((str(name), str(len(g)), f"{m:.2f} ± {s:.2f}",
+                          ", ".join(f"{k} {v}" for k, v in g["status"].value_counts().items())))
+        emit_table(["task", "attempts", "score (mean ± SEM)", "statuses"], trows, title=f"technique tasks · agent {state.spec.agent}")
+    _line(f"status: {state.status} · {summary.done}/{state.total} attempts · " +
+          ", ".join(f"{k} {v}" for k, v in summary.by_status.items()) + f" · {rs.dir}")
 
 
 @app.command()
@@ -203,10 +272,6 @@ def prepare(
     lite: bool = typer.Option(False, "--lite"),
 ) -> None:
     """Prepare competitions' data into the cache ($HARNESS_DATA_DIR)."""
-    from harness.data import ensure_prepared
-    from harness.registry import load_registry, read_competition_set
-    from harness.spec import Settings
-
     settings = Settings.from_env()
     reg = load_registry(settings)
     try:
@@ -215,63 +280,65 @@ def prepare(
             _fail("name competitions with -c ID or a split with --split lite")
         for cid in dict.fromkeys(ids):
             data = ensure_prepared(reg.competition(cid), settings, lite)
-            out.print(f"{cid}: {data.public.parent}")
-    except _user_errors() as e:
+            _line(f"{cid}: {data.public.parent}")
+    except USER_ERRORS as e:
         _fail(e)
 
 
-@app.command("list")
-def list_(what: str = typer.Argument(..., help="competitions, agents, splits or tasks")) -> None:
-    """List competitions, agents, splits or technique tasks."""
-    from harness.registry import list_splits, load_registry
-    from harness.spec import Settings
+LISTINGS = ("competitions", "agents", "splits", "tasks")
 
+
+@app.command("list")
+def list_(what: str = typer.Argument(..., help="competitions, agents, splits or tasks"), as_json: bool = JsonOpt) -> None:
+    """List competitions, agents, splits or technique tasks (full ids when piped; --json for JSON)."""
+    if what not in LISTINGS:
+        _fail(f"cannot list {what!r}; choose {', '.join(LISTINGS)}")
     settings = Settings.from_env()
     reg = load_registry(settings)
-    if what == "competitions":
-        from harness.data import prepared_data
-
-        t = Table("id", "source", "kind", "metric", "lower better", "rows full/lite", "files", "MB", "prepared",
-                  caption="sizes are what an agent gets (train + test rows); full/lite")
-        for cid, c in sorted(reg.competitions.items()):
-            sizes = (c.model_extra or {}).get("sizes") or {}
-            size = lambda key: "/".join(str(v.get(key, "?")) for v in sizes.values() if isinstance(v, dict)) or "—"  # noqa: E731
-            try:
-                done = [k for k, lite in (("full", False), ("lite", True)) if prepared_data(c, settings, lite)]
-                prepared = ", ".join(done) or "no"
-            except Exception:
-                prepared = "?"
-            lower = c.lower_is_better if c.lower_is_better is not None else ("from leaderboard" if c.source == "mlebench" else None)
-            t.add_row(cid, c.source, c.kind, c.metric or c.grader.get("name", ""), _fmt(lower), size("rows"),
-                      size("files"), size("mb"), prepared)
-        out.print(t)
-    elif what == "agents":
-        t = Table("id", "command", "cpus", "memory GB", "time limit s", "folder")
-        for aid, a in sorted(reg.agents.items()):
-            t.add_row(aid, str(a.command or a.start), _fmt(a.resources.cpus), _fmt(a.resources.memory_gb), _fmt(a.time_limit_s), a.dir.name)
-        out.print(t)
-    elif what == "splits":
-        from harness.registry import read_competition_set
-
-        for name, path in list_splits().items():
-            out.print(f"{name}: {', '.join(read_competition_set(str(path)))}")
-    elif what == "tasks":
-        from harness.technique import list_tasks  # type: ignore[attr-defined]
-
-        for line in list_tasks():
-            out.print(line)
+    columns, rows = _listing(what, reg, settings)
+    if as_json:
+        emit_json([dict(zip([_key(c) for c in columns], row, strict=True)) for row in rows])
     else:
-        _fail(f"cannot list {what!r}; choose competitions, agents, splits or tasks")
+        caption = "sizes are what an agent gets (train + test rows); full/lite" if what == "competitions" else None
+        emit_table(columns, [[_fmt(x) if not isinstance(x, (list, str)) else ", ".join(x) if isinstance(x, list) else x
+                              for x in row] for row in rows], caption=caption)
     for p in reg.problems:
         console.print(f"[yellow]skipped[/yellow] {p}")
+
+
+def _listing(what: str, reg: Any, settings: Settings) -> tuple[list[str], list[list[Any]]]:
+    """Columns and rows (raw values: numbers, None, lists) of one listing."""
+    if what == "competitions":
+        rows = []
+        for cid, c in sorted(reg.competitions.items()):
+            sizes = (c.model_extra or {}).get("sizes") or {}
+            try:
+                done = [k for k, small in (("full", False), ("lite", True)) if prepared_data(c, settings, small)]
+                prepared = ", ".join(done) or "no"
+            except Exception:  # a broken folder must not hide the listing
+                prepared = "?"
+            lower = c.lower_is_better if c.lower_is_better is not None else ("from leaderboard" if c.source == "mlebench" else None)
+            rows.append([cid, c.source, c.kind, c.metric or c.grader.get("name", ""), lower, _sizes(sizes, "rows"),
+                         _sizes(sizes, "files"), _sizes(sizes, "mb"), prepared])
+        return ["id", "source", "kind", "metric", "lower better", "rows full/lite", "files", "MB", "prepared"], rows
+    if what == "agents":
+        return (["id", "command", "cpus", "memory GB", "time limit s", "folder"],
+                [[aid, str(a.command or a.start), a.resources.cpus, a.resources.memory_gb, a.time_limit_s, str(a.dir)]
+                 for aid, a in sorted(reg.agents.items())])
+    if what == "splits":
+        return ["split", "competitions"], [[name, read_competition_set(str(path))] for name, path in list_splits().items()]
+    return ["task", "kind", "description"], [[t.name, t.kind, t.description] for t in available_tasks()]
+
+
+def _sizes(sizes: dict[str, Any], key: str) -> Optional[str]:
+    """`1797/599`: a config.yaml `sizes` entry over the full and lite sizes."""
+    return "/".join(str(v.get(key, "?")) for v in sizes.values() if isinstance(v, dict)) or None
 
 
 @app.command()
 def calibrate(competition: List[str] = typer.Argument(..., help="Competition id(s), or `all` for every built-in one.")) -> None:
     """Rewrite a built-in competition's leaderboard.csv from its reference-solution field."""
-    from harness.calibrate import calibrate as run_calibration
-    from harness.registry import load_registry
-    from harness.spec import Settings
+    from harness.calibrate import calibrate as run_calibration  # scikit-learn's model zoo loads only for this command
 
     settings = Settings.from_env()
     reg = load_registry(settings)
@@ -279,10 +346,10 @@ def calibrate(competition: List[str] = typer.Argument(..., help="Competition id(
     for cid in ids:
         try:
             board = run_calibration(reg.competition(cid), settings)
-        except _user_errors() as e:
+        except USER_ERRORS as e:
             _fail(e)
-        out.print(f"{cid}: {len(board)} reference solutions, best {board['score'].iloc[0]:.4f}, "
-                  f"median {board['score'].median():.4f}, worst {board['score'].iloc[-1]:.4f}")
+        _line(f"{cid}: {len(board)} reference solutions, best {board['score'].iloc[0]:.4f}, "
+              f"median {board['score'].median():.4f}, worst {board['score'].iloc[-1]:.4f}")
 
 
 images_app = typer.Typer(no_args_is_help=True, help="Docker images agents run in (the docker sandbox).")
@@ -299,10 +366,8 @@ def images_build(
     base_only: bool = typer.Option(False, "--base-only", help="Only the base image, no agent images."),
 ) -> None:
     """Build the harness base image (skipped when present) and the agent images the agents need."""
-    from harness.images import ImageBuildError, agent_dockerfile, agent_image, docker_client, ensure_base_image
-    from harness.registry import load_registry
-    from harness.sandbox.base import SandboxUnavailable
-    from harness.spec import Settings
+    from harness.images import ImageBuildError, agent_dockerfile, agent_image, docker_client, ensure_base_image  # docker SDK: only here
+    from harness.sandbox.base import SandboxUnavailable  # with the docker commands
 
     if base_from not in ("auto", "debootstrap", "registry"):
         _fail(f"--base-from {base_from!r}: choose debootstrap, registry or auto")
@@ -310,7 +375,7 @@ def images_build(
     try:
         folders = {} if base_only else {a: reg.agent(a).dir for a in agent} if agent else \
             {a: cfg.dir for a, cfg in sorted(reg.agents.items()) if agent_dockerfile(cfg.dir)}
-    except _user_errors() as e:
+    except USER_ERRORS as e:
         _fail(e)
     failed = []
     try:
@@ -331,8 +396,8 @@ def images_build(
 @sandbox_app.command("gc")
 def sandbox_gc(all_: bool = typer.Option(False, "--all", help="Also containers whose run may still be alive.")) -> None:
     """Remove attempt containers that a crashed run left behind (found by their labels)."""
-    from harness.sandbox.base import SandboxUnavailable
-    from harness.sandbox.docker import collect_leftovers
+    from harness.sandbox.base import SandboxUnavailable  # with the docker commands
+    from harness.sandbox.docker import collect_leftovers  # docker SDK: only here
 
     try:
         removed = collect_leftovers(everything=all_)
@@ -361,7 +426,7 @@ def serve_(
     except ServiceConfigError as e:
         _fail(e)
     console.print(f"harness API at {url} · docs {url}/docs · runs in {store or 'runs'} · Ctrl-C stops it")
-    out.print(url)
+    _line(url)
     try:
         while True:
             time.sleep(3600)

@@ -17,6 +17,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from harness.registry import load_callable
 from harness.spec import CompetitionConfig, GradeReport
 
 
@@ -160,8 +161,6 @@ def grade_submission(
 ) -> GradeReport:
     """Grade one submission. Never raises for anything the agent wrote: a bad
     submission gives valid_submission=False and `invalid_reason`."""
-    from harness.registry import load_callable
-
     t0 = time.perf_counter()
     exists = submission is not None and (not isinstance(submission, Path) or submission.is_file())
     base = dict(competition_id=comp.id, submission_exists=exists)

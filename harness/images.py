@@ -33,7 +33,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Literal, Optional
 
-from harness.sandbox.base import AGENT, CODE, LOGS, SUBMISSION, SandboxUnavailable
+from harness.sandbox.base import SandboxUnavailable
+from harness.sandbox.paths import AGENT, CODE, HIDDEN_PACKAGE_DATA, LOGS, SUBMISSION
 
 DOCKER_DIR = Path(__file__).resolve().parent.parent / "docker"
 BASE_REPO = "harness-base"
@@ -101,8 +102,6 @@ def image_exists(client, tag: str) -> bool:  # type: ignore[no-untyped-def]
 
 
 def hidden_package_args() -> list[str]:
-    from harness.sandbox.local import HIDDEN_PACKAGE_DATA
-
     return [f"{pkg}:{sub}" for pkg, sub in HIDDEN_PACKAGE_DATA]
 
 

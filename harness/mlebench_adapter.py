@@ -26,7 +26,7 @@ from typing import Iterator, Optional
 import yaml
 from pydantic import ValidationError
 
-from harness.registry import Registry, RegistryError
+from harness.errors import RegistryError
 from harness.spec import CompetitionConfig
 
 SHIM_DIR = Path(__file__).resolve().parent / "_mlebench_shim"
@@ -78,9 +78,10 @@ def mlebench_shim(path: Path) -> Iterator[None]:
                 sys.path.remove(str(SHIM_DIR))
 
 
-def add_competitions(reg: Registry) -> None:
-    """Add mlebench's competitions to `reg` (those whose ids it does not hold yet). A no-op
-    without mlebench; a competition whose config cannot be read is reported in `reg.problems`."""
+def add_competitions(competitions: dict[str, CompetitionConfig], problems: list[str]) -> None:
+    """Add mlebench's competitions to `competitions` (id -> config; those whose ids it does not
+    hold yet). A no-op without mlebench; a competition whose config cannot be read, or a broken
+    mlebench install, is reported in `problems`."""
     if not mlebench_installed():
         return
     try:
@@ -89,15 +90,15 @@ def add_competitions(reg: Registry) -> None:
         comps_dir = Path(mle_registry.get_competitions_dir())
         ids = mle_registry.list_competition_ids()
     except Exception as e:  # a broken mlebench install must not hide the other competitions
-        reg.problems.append(f"mlebench is installed but its registry cannot be read: {type(e).__name__}: {e}")
+        problems.append(f"mlebench is installed but its registry cannot be read: {type(e).__name__}: {e}")
         return
     for comp_id in ids:
-        if comp_id in reg.competitions:
+        if comp_id in competitions:
             continue
         folder = comps_dir / comp_id
-        comp = _competition(folder, reg.problems)
+        comp = _competition(folder, problems)
         if comp is not None:
-            reg.competitions[comp.id] = comp
+            competitions[comp.id] = comp
 
 
 def _competition(folder: Path, problems: list[str]) -> Optional[CompetitionConfig]:

@@ -30,7 +30,9 @@ from typing import Any, Callable, Optional, Sequence
 
 import pandas as pd
 
-from harness.registry import Registry, RegistryError, load_registry, read_competition_set
+from harness.errors import RunError
+from harness.registry import Registry, RegistryError, load_registry
+from harness.runspec import RunInput, RunRequestLike, to_run_spec
 from harness.report import grading_report, summarize
 from harness.spec import (
     FINAL_STATUSES,
@@ -48,14 +50,17 @@ from harness.spec import (
     new_run_id,
     utcnow,
 )
+from harness.sandbox import get_sandbox
+from harness.sandbox.base import SandboxJob, agent_command
+from harness.sandbox.docker import DockerSandbox
 from harness.store import RunStore, default_store
+from harness.tasks import VALIDATE_SCRIPT, backend_for, registry_for
+from harness.technique import plan_technique_attempts
 
 SECRET = re.compile(r"\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 MAX_REMOTE_ARTIFACTS_MB = 512
 
 
-class RunError(ValueError):
-    """The run cannot start as asked; the message says what to change."""
 
 
 @dataclass
@@ -93,35 +98,10 @@ class _Context:
 # ====================================================================== planning
 
 
-def resolve_spec(
-    registry: Registry,
-    *,
-    competitions: Sequence[str] | str | None = None,
-    split: Optional[str] = None,
-    agent: str = "dummy",
-    **options: Any,
-) -> RunSpec:
-    """Turn user input into a RunSpec, checking every name against the registry."""
-    ids: list[str] = []
-    if isinstance(competitions, str):
-        # one id, or a competition set: a split name ("lite") or a split file ("experiments/splits/low.txt")
-        ids += [competitions] if competitions in registry.competitions else read_competition_set(competitions)
-    elif competitions:
-        ids += list(competitions)
-    if split:
-        ids += read_competition_set(split)
-    ids = list(dict.fromkeys(ids))
-    registry.agent(agent)
-    techniques = list(options.get("technique_tasks") or []) + list(options.get("engineering_tasks") or [])
-    if not ids and not techniques:
-        raise RunError("nothing to run: give competitions (-c ID), a split (--split lite), or technique tasks")
-    for cid in ids:
-        registry.competition(cid)
-    if techniques:
-        from harness.technique import validate_task_names
-
-        validate_task_names(options.get("technique_tasks") or [], options.get("engineering_tasks") or [])
-    return RunSpec(competitions=ids, agent=agent, **options)
+def resolve_spec(registry: Registry, **given: Any) -> RunSpec:
+    """Turn user input (RunInput fields) into a RunSpec, checking every name against the registry."""
+    given.pop("include_competitions", None)  # derived by the parser: competitions run unless only tasks are named
+    return to_run_spec(registry, given)
 
 
 def plan_attempts(spec: RunSpec, run_id: str, registry: Registry) -> list[AttemptSpec]:
@@ -136,8 +116,6 @@ def plan_attempts(spec: RunSpec, run_id: str, registry: Registry) -> list[Attemp
             for seed in range(spec.seeds):
                 out.append(AttemptSpec(attempt_id=attempt_id_for(cid, spec.agent, seed), competition_id=cid, seed=seed, **common))
     if spec.technique_tasks or spec.engineering_tasks:
-        from harness.technique import plan_technique_attempts
-
         out += plan_technique_attempts(spec, common)
     return out
 
@@ -146,8 +124,9 @@ def plan_attempts(spec: RunSpec, run_id: str, registry: Registry) -> list[Attemp
 
 
 def run(
-    competitions: Sequence[str] | str | None = None,
+    competitions: Sequence[str] | str | RunSpec | RunInput | None = None,
     *,
+    spec: Optional[RunRequestLike] = None,
     split: Optional[str] = None,
     agent: str = "dummy",
     seeds: int = 1,
@@ -183,17 +162,21 @@ def run(
         _refuse_if_live(state)
         spec = state.spec
     else:
-        from harness.technique import expand_task_selection
-
-        tt, et = expand_task_selection(technique_tasks, engineering_tasks)
-        spec = resolve_spec(
-            registry, competitions=competitions, split=split, agent=agent, seeds=seeds, lite=lite, sandbox=sandbox,
+        if spec is None and isinstance(competitions, (RunSpec, RunInput)):
+            spec, competitions = competitions, None
+        given: RunRequestLike = spec if spec is not None else RunInput(
+            competitions=list(competitions) if competitions is not None and not isinstance(competitions, str) else competitions,
+            split=split, agent=agent, seeds=seeds, lite=lite, sandbox=sandbox,  # type: ignore[arg-type]
             max_concurrency=max_concurrency, max_retries=max_retries, time_limit_s=time_limit_s,
-            technique_tasks=tt, engineering_tasks=et, owner=owner,
-            include_competitions=not (tt or et),
-        )
+            technique_tasks=technique_tasks if isinstance(technique_tasks, (bool, str)) else list(technique_tasks),
+            engineering_tasks=engineering_tasks if isinstance(engineering_tasks, str) else list(engineering_tasks), owner=owner)
+        spec = to_run_spec(registry, given)
+        owner = owner or spec.owner
         rs = RunStore(root, run_id or new_run_id(spec.agent))
-        state = RunState(run_id=rs.run_id, spec=spec, owner=owner)
+        # a run the service recorded as queued keeps that record (its created_at included)
+        queued = rs.read_state() if rs.exists() else None
+        state = queued if queued is not None and queued.status == "queued" else RunState(run_id=rs.run_id, spec=spec, owner=owner)
+        state.spec, state.owner = spec, owner
     agent_cfg = registry.agent(spec.agent)
     agent_env = agent_env_vars(agent_cfg)
     plan = plan_attempts(resolve_sandbox(spec, agent_cfg), rs.run_id, registry)
@@ -243,8 +226,6 @@ def resolve_sandbox(spec: RunSpec, agent: AgentConfig) -> RunSpec:
     Refuses what the chosen sandbox cannot do: docker without an engine or base image, GPUs in the local sandbox."""
     kind = spec.sandbox
     if kind in ("auto", "docker"):
-        from harness.sandbox.docker import DockerSandbox
-
         why = DockerSandbox.available()
         if kind == "auto":
             kind = "local" if why else "docker"
@@ -489,8 +470,6 @@ import ray  # noqa: E402  (the tasks below are Ray remote functions)
 @ray.remote(num_cpus=1, max_retries=1)
 def _prepare_task(a: AttemptSpec, settings: Settings) -> Optional[str]:
     """Prepare one task's data on some node. Returns an error message, or None."""
-    from harness.tasks import backend_for
-
     try:
         backend_for(a).prepare(a, settings)
         return None
@@ -505,8 +484,6 @@ class _Grader:
     (above its soft worker limit), paying the imports of pandas and the graders each time."""
 
     def grade(self, a: AttemptSpec, settings: Settings, outputs: dict[str, bytes]) -> GradeReport:
-        from harness.tasks import backend_for
-
         return backend_for(a).grade(a, settings, outputs)
 
 
@@ -517,9 +494,6 @@ def _attempt_task(a: AttemptSpec, ctx: _Context, prep_error: Optional[str]) -> A
 
 def execute_attempt(a: AttemptSpec, ctx: _Context, prep_error: Optional[str]) -> AttemptOutcome:
     """The body of an attempt's Ray task: data on this node, the agent in its sandbox, outputs back."""
-    from harness.sandbox.base import SandboxJob, agent_command, get_sandbox
-    from harness.tasks import VALIDATE_SCRIPT, backend_for, registry_for
-
     started = utcnow()
     node_id = ray.get_runtime_context().get_node_id()
     host = socket.gethostname()

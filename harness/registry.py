@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib
+import importlib.resources
 import importlib.util
 import sys
 from dataclasses import dataclass, field
@@ -22,20 +23,21 @@ from typing import Any, Callable, Optional
 import yaml
 from pydantic import ValidationError
 
+from harness.errors import RegistryError
+from harness.mlebench_adapter import add_competitions, missing_hint, mlebench_shim
 from harness.spec import AgentConfig, CompetitionConfig, Settings
 
 #: everything built in ships inside the package (the checkout's top-level `agents/`,
 #: `technique_tasks/`, `serve/` and `experiments/splits/` are links into it)
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(str(importlib.resources.files("harness"))).resolve()
 BUILTIN_COMPETITIONS = PACKAGE_DIR / "competitions"
 BUILTIN_AGENTS = PACKAGE_DIR / "agents"
 SPLITS_DIR = PACKAGE_DIR / "splits"
 #: how the user's documents name a built-in split file: `experiments/splits/dev.txt`
 SPLIT_PATH_PREFIX = ("experiments", "splits")
 
-
-class RegistryError(ValueError):
-    """A name the user gave does not resolve, or a folder is malformed."""
+__all__ = ["PACKAGE_DIR", "Registry", "RegistryError", "list_splits", "load_callable", "load_registry",
+           "read_competition_set", "registry_for"]
 
 
 @dataclass
@@ -48,8 +50,6 @@ class Registry:
         try:
             return self.competitions[comp_id]
         except KeyError:
-            from harness.mlebench_adapter import missing_hint
-
             raise RegistryError(
                 f"unknown competition {comp_id!r}; `harness list competitions` shows the "
                 f"{len(self.competitions)} known ones{self._problem_hint()}{missing_hint(comp_id)}"
@@ -77,7 +77,7 @@ def load_registry(settings: Optional[Settings] = None) -> Registry:
             comp = _load_competition(folder, source, reg.problems)
             if comp is not None and comp.id not in reg.competitions:
                 reg.competitions[comp.id] = comp
-    _add_mlebench_competitions(reg)
+    add_competitions(reg.competitions, reg.problems)  # mlebench's own, when it is installed
     for root in [BUILTIN_AGENTS, *settings.agents_path]:
         for folder in _candidate_folders(root):
             for agent in _load_agents(folder, reg.problems):
@@ -156,13 +156,10 @@ def _load_agents(folder: Path, problems: list[str]) -> list[AgentConfig]:
     return agents
 
 
-def _add_mlebench_competitions(reg: Registry) -> None:
-    """mlebench's own registry, when the package is installed (filled in by the mlebench adapter)."""
-    try:
-        from harness import mlebench_adapter
-    except ImportError:
-        return
-    mlebench_adapter.add_competitions(reg)
+@functools.lru_cache(maxsize=8)
+def registry_for(settings: Settings) -> Registry:
+    """One registry scan per worker process and settings."""
+    return load_registry(settings)
 
 
 # ---------------------------------------------------------------- splits
@@ -218,8 +215,6 @@ def _load_file_module(path: Path) -> ModuleType:
     sys.modules[name] = module
     # let sibling modules in the folder import each other
     sys.path.insert(0, str(path.parent))
-    from harness.mlebench_adapter import mlebench_shim  # mlebench-format code runs without mlebench
-
     try:
         with mlebench_shim(path):
             spec.loader.exec_module(module)

@@ -42,7 +42,7 @@ def summarize(state: RunState, attempts: pd.DataFrame, technique_grades: Optiona
     valid = comp.assign(valid_submission=comp["valid_submission"].fillna(False).astype(float)) if len(comp) else comp
     vr, vs = _per_seed_rate(valid, "valid_submission")
     mr, ms = _per_seed_rate(valid.assign(any_medal=valid["any_medal"].fillna(False).astype(float)) if len(valid) else valid, "any_medal")
-    ar, _ = _per_seed_rate(valid.assign(above_median=valid["above_median"].fillna(False).astype(float)) if len(valid) else valid, "above_median")
+    ar, as_ = _per_seed_rate(valid.assign(above_median=valid["above_median"].fillna(False).astype(float)) if len(valid) else valid, "above_median")
     competitions = []
     for cid, g in (comp.groupby("competition_id") if len(comp) else []):
         m, s = mean_sem(g["score"].dropna().tolist())
@@ -64,7 +64,7 @@ def summarize(state: RunState, attempts: pd.DataFrame, technique_grades: Optiona
         done=int(len(attempts[attempts["status"] != "cancelled"])) if len(attempts) else 0,
         by_status={k: int(v) for k, v in attempts["status"].value_counts().items()} if len(attempts) else {},
         valid_submission_rate=vr, valid_submission_sem=vs, any_medal_rate=mr, any_medal_sem=ms,
-        above_median_rate=ar, technique_score=tmean, competitions=competitions, techniques=techniques,
+        above_median_rate=ar, above_median_sem=as_, technique_score=tmean, competitions=competitions, techniques=techniques,
     )
 
 

@@ -296,6 +296,7 @@ class RunSummary(BaseModel):
     any_medal_rate: Optional[float] = None
     any_medal_sem: Optional[float] = None
     above_median_rate: Optional[float] = None
+    above_median_sem: Optional[float] = None
     technique_score: Optional[float] = None
     competitions: list[dict[str, Any]] = Field(default_factory=list)
     techniques: list[dict[str, Any]] = Field(default_factory=list)

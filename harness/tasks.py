@@ -6,16 +6,17 @@ those files are graded.
 
 from __future__ import annotations
 
-import functools
-from abc import ABC, abstractmethod
 from pathlib import Path
-
-from pydantic import BaseModel
 
 from harness.data import ensure_prepared
 from harness.grading import grade_submission
-from harness.registry import Registry, load_registry
+from harness.registry import registry_for
 from harness.spec import AttemptSpec, GradeReport, Settings
+from harness.task_kind import PreparedTask, TaskKindBackend
+from harness.technique import TechniqueTask
+
+__all__ = ["COMPETITION_INSTRUCTIONS", "VALIDATE_SCRIPT", "CompetitionTask", "PreparedTask", "TaskKindBackend",
+           "backend_for", "registry_for"]
 
 COMPETITION_INSTRUCTIONS = """\
 # Task
@@ -39,30 +40,6 @@ The same paths are in the environment: DATA_DIR, SUBMISSION_DIR, CODE_DIR, LOGS_
 """
 
 VALIDATE_SCRIPT = '#!/bin/sh\nexec python3 -m harness.validate "$@"\n'
-
-
-class PreparedTask(BaseModel):
-    """A task's inputs on this node: what the agent sees and what the grader keeps."""
-
-    public: Path
-    private: Path
-    instructions: str
-
-
-class TaskKindBackend(ABC):
-    kind: str
-
-    @abstractmethod
-    def prepare(self, attempt: AttemptSpec, settings: Settings) -> PreparedTask:
-        """Make sure the task's data is in this node's cache; return where it is."""
-
-    @abstractmethod
-    def outputs(self, attempt_dir: Path) -> dict[str, bytes]:
-        """The agent's files the grader needs (name -> bytes), read after the agent ended."""
-
-    @abstractmethod
-    def grade(self, attempt: AttemptSpec, settings: Settings, outputs: dict[str, bytes]) -> GradeReport:
-        """Grade the outputs. Never raises for anything the agent wrote."""
 
 
 class CompetitionTask(TaskKindBackend):
@@ -92,15 +69,6 @@ class CompetitionTask(TaskKindBackend):
                                 lite=attempt.lite)
 
 
-@functools.lru_cache(maxsize=8)
-def registry_for(settings: Settings) -> Registry:
-    """One registry scan per worker process and settings."""
-    return load_registry(settings)
-
-
 def backend_for(attempt: AttemptSpec) -> TaskKindBackend:
-    if attempt.task_kind == "competition":
-        return CompetitionTask()
-    from harness.technique import TechniqueTask  # technique and engineering tasks
-
-    return TechniqueTask()
+    """The backend of the attempt's `task_kind`."""
+    return CompetitionTask() if attempt.task_kind == "competition" else TechniqueTask()

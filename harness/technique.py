@@ -38,9 +38,20 @@ from typing import Any, Literal, Optional, Sequence
 from filelock import FileLock
 from pydantic import BaseModel
 
-from harness.registry import PACKAGE_DIR, RegistryError
+from harness.errors import RegistryError
+from harness.registry import PACKAGE_DIR, registry_for
 from harness.spec import AttemptSpec, GradeReport, RunSpec, Settings, attempt_id_for
-from harness.tasks import PreparedTask, TaskKindBackend
+from harness.task_kind import PreparedTask, TaskKindBackend
+from harness.techniques import (
+    MAX_OUTPUT_BYTES,
+    GradeContext,
+    InvalidOutput,
+    PrepareContext,
+    competition_task_type,
+    invalid,
+    load_source,
+    read_manifest,
+)
 
 TASKS_DIR = PACKAGE_DIR / "technique_tasks"
 SDK_FILE = PACKAGE_DIR / "techniques" / "sdk.py"
@@ -168,10 +179,7 @@ def technique_task_id(name: str, source: Optional[str]) -> str:
 def task_sources(name: str, competitions: Sequence[str], settings: Optional[Settings] = None) -> list[str]:
     """The datasets a technique task runs on: the run's competitions it makes sense for
     (e.g. no imbalance on a regression), else generated data."""
-    from harness.tasks import registry_for
-
     mod = load_task(name)
-    from harness.techniques import competition_task_type
     out = []
     if competitions:
         reg = registry_for(settings or Settings.from_env())
@@ -243,8 +251,6 @@ def _prepared(root: Path, fingerprint: str) -> Optional[PreparedTechnique]:
 def _prepare_locked(name: str, source: Optional[str], settings: Settings, lite: bool, root: Path, fp: str) -> PreparedTechnique:
     tid = technique_task_id(name, source)
     mod = load_task(name)
-    from harness.techniques import PrepareContext, load_source
-
     tmp = root.parent / f".tmp-{root.name}-{uuid.uuid4().hex[:8]}"
     public, private = tmp / "public", tmp / "private"
     public.mkdir(parents=True)
@@ -269,8 +275,6 @@ def render_instructions(name: str, task_id: str, source: Optional[str], public: 
                         cpus: float, memory_gb: float) -> str:
     """The agent's /home/instructions.md: the task's instructions.md plus paths, outputs and schema."""
     mod = load_task(name)
-    from harness.techniques import read_manifest
-
     m = read_manifest(public)
     values = {"target": m.target or "", "outputs": ", ".join(f"`{o}`" for o in m.outputs), **m.files}
     body = string.Template((TASKS_DIR / name / "instructions.md").read_text()).safe_substitute(values)
@@ -310,8 +314,6 @@ class TechniqueTask(TaskKindBackend):
 
     def outputs(self, attempt_dir: Path) -> dict[str, bytes]:
         """Every file the agent left in submission/ (each at most 20 MB)."""
-        from harness.techniques import MAX_OUTPUT_BYTES
-
         sub = attempt_dir / "submission"
         out: dict[str, bytes] = {}
         if sub.is_dir():
@@ -337,8 +339,6 @@ def grade_outputs(name: str, public: Path, private: Path, outputs: dict[str, byt
     """Grade an agent's files (name -> bytes) for one prepared task; returns the task's Grade
     (checks, score in [0, 1], invalid_reason). Tests call this directly on files."""
     task = load_task(name)
-    from harness.techniques import GradeContext, InvalidOutput, invalid
-
     workdir = scratch / uuid.uuid4().hex[:12]
     workdir.mkdir(parents=True, exist_ok=True)
     try:

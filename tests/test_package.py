@@ -100,10 +100,11 @@ def test_listings_come_from_the_installed_package(installed: Installed) -> None:
     assert {"dummy", "baseline"} <= set(agents.stdout.split())
     splits = installed.harness("list", "splits")
     assert splits.returncode == 0, splits.stderr
-    assert "lite: breast-cancer-diagnosis, diabetes-progression, digit-images, italy-power-demand" in splits.stdout
+    # piped: tab-separated, every id in full
+    assert "lite\tbreast-cancer-diagnosis, diabetes-progression, digit-images, italy-power-demand\n" in splits.stdout
     tasks = installed.harness("list", "tasks")
     assert tasks.returncode == 0, tasks.stderr
-    assert "imbalance (technique)" in tasks.stdout and "ml-spec (engineering)" in tasks.stdout
+    assert "\nimbalance\ttechnique\t" in tasks.stdout and "\nml-spec\tengineering\t" in tasks.stdout
 
 
 def test_a_run_of_the_lite_split_and_the_service(installed: Installed) -> None:

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.sandbox.base import SandboxJob, get_sandbox
+from harness.sandbox import get_sandbox
+from harness.sandbox.base import SandboxJob
 from harness.spec import Resources
 
 AGENTS = Path(__file__).parent / "agents"

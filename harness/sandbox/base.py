@@ -18,16 +18,9 @@ from typing import Callable, ClassVar, Optional
 
 from pydantic import BaseModel, ConfigDict
 
+from harness.sandbox.paths import AGENT, CODE, DATA, INSTRUCTIONS, LOGS, SUBMISSION, VALIDATE  # noqa: F401  (re-exported)
 from harness.spec import AgentConfig, Resources, SandboxResult
 
-# Paths as the agent sees them (mlebench's layout).
-DATA = "/home/data"
-SUBMISSION = "/home/submission"
-LOGS = "/home/logs"
-CODE = "/home/code"
-AGENT = "/home/agent"
-INSTRUCTIONS = "/home/instructions.md"
-VALIDATE = "/home/validate_submission.sh"
 
 
 class SandboxJob(BaseModel):
@@ -139,15 +132,3 @@ def agent_command(agent: AgentConfig) -> list[str]:
         argv += [f"{key}={value}" for key, value in agent.kwargs.items()]
     return argv
 
-
-def get_sandbox(kind: str) -> Sandbox:
-    """`local`, `docker`; `auto` is resolved by the orchestrator per agent."""
-    if kind == "local":
-        from harness.sandbox.local import LocalSandbox
-
-        return LocalSandbox()
-    if kind == "docker":
-        from harness.sandbox.docker import DockerSandbox
-
-        return DockerSandbox()
-    raise ValueError(f"unknown sandbox {kind!r}; use local, docker or auto")

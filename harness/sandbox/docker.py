@@ -38,7 +38,7 @@ from harness.sandbox.base import (
     SandboxUnavailable,
     wait_for_end,
 )
-from harness.sandbox.local import HARNESS_PKG, HIDDEN_HARNESS_DIRS, SANDBOX_HARNESS
+from harness.sandbox.paths import HARNESS_PKG, HIDDEN_HARNESS_DIRS, SANDBOX_HARNESS
 from harness.spec import SandboxResult
 
 AGENT_UID = 1000  # the base image's `nonroot`; used when harness itself runs as root

@@ -29,25 +29,11 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-from harness.sandbox.base import AGENT, CODE, DATA, INSTRUCTIONS, LOGS, SUBMISSION, VALIDATE, Sandbox, SandboxJob, wait_for_end
+from harness.sandbox.base import Sandbox, SandboxJob, wait_for_end
+from harness.sandbox.paths import (AGENT, CODE, DATA, HARNESS_PKG, HIDDEN_HARNESS_DIRS, HIDDEN_PACKAGE_DATA, INSTRUCTIONS, LOGS,
+                                   SANDBOX_HARNESS, SUBMISSION, VALIDATE)
 from harness.spec import Isolation, Resources, SandboxResult
 
-HARNESS_PKG = Path(__file__).resolve().parent.parent
-SANDBOX_HARNESS = "/opt/harness"
-#: folders of the harness package an agent must not see: competitions (preparers, graders,
-#: reference solutions) and technique tasks (planted truths, reference outputs)
-HIDDEN_HARNESS_DIRS = ("competitions", "technique_tasks")
-
-#: package data that built-in competitions are made from; hidden from agents
-HIDDEN_PACKAGE_DATA = [
-    ("sklearn", "datasets/data"),
-    ("sklearn", "datasets/descr"),
-    ("sklearn", "datasets/images"),
-    ("aeon", "datasets/data"),
-    ("sktime", "datasets/data"),
-    ("palmerpenguins", "data"),
-    ("statsmodels", "datasets"),
-]
 ETC_FILES = ["passwd", "group", "hosts", "nsswitch.conf", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
              "localtime", "ssl", "ca-certificates", "alternatives", "mime.types", "fonts", "matplotlibrc"]
 _OOM_MARKERS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "Killed")

@@ -9,7 +9,9 @@ store does not: when it dies the run reads as `interrupted` and can be resumed.
 from __future__ import annotations
 
 import threading
-from typing import Any, Optional
+from typing import Optional
+
+from harness.spec import RunSpec
 
 NAMESPACE = "harness"
 
@@ -24,18 +26,18 @@ class RunDriver:
     def __init__(self) -> None:
         self.cancel_event = threading.Event()
 
-    def execute(self, store: str, run_id: str, owner: Optional[str], options: Optional[dict[str, Any]]) -> str:
-        """Run (options given) or resume (options None) `run_id`; returns the final status.
+    def execute(self, store: str, run_id: str, owner: Optional[str], spec: Optional[RunSpec]) -> str:
+        """Run (a validated RunSpec given) or resume (None) `run_id`; returns the final status.
         The actor exits afterwards, which frees its name."""
         import harness
         from harness.store import RunStore
 
         status = "failed"
         try:
-            if options is None:
+            if spec is None:
                 result = harness.run(store=store, resume=run_id, cancel_event=self.cancel_event)
             else:
-                result = harness.run(store=store, run_id=run_id, owner=owner, cancel_event=self.cancel_event, **options)
+                result = harness.run(spec, store=store, run_id=run_id, owner=owner, cancel_event=self.cancel_event)
             status = result.status
         except KeyboardInterrupt:
             status = "cancelled"  # harness.run already recorded it; resumable

@@ -20,7 +20,7 @@ from typing import Any, Iterator, Optional
 import pandas as pd
 
 from harness.registry import Registry, RegistryError, list_splits, load_registry, read_competition_set
-from harness.spec import RunState, Settings, utcnow
+from harness.spec import RunSpec, RunState, Settings, utcnow
 from harness.store import ATTEMPTS_SCHEMA, RunStore, list_runs
 from harness.serve.auth import TokenTable
 from harness.serve.driver import NAMESPACE, RunDriver, actor_name
@@ -223,13 +223,10 @@ class RunService:
         rs = RunStore(self.root, run_id)
         state = RunState(run_id=run_id, spec=spec, owner=user, status="queued",
                          total=len(plan_attempts(spec, run_id, registry)))
-        options = dict(competitions=spec.competitions, agent=spec.agent, seeds=spec.seeds, lite=spec.lite,
-                       sandbox=spec.sandbox, max_concurrency=spec.max_concurrency, max_retries=spec.max_retries,
-                       time_limit_s=spec.time_limit_s, technique_tasks=tt, engineering_tasks=et)
         with self._launch_lock:
             self._check_cap(user)
             rs.write_state(state)
-            _launch(str(self.root), run_id, user, options)
+            _launch(str(self.root), run_id, user, spec)  # the validated RunSpec, as the model
         return run_id
 
     def resume_run(self, run_id: str, user: str) -> str:
@@ -344,7 +341,7 @@ def _actor(run_id: str) -> Any:
         return None
 
 
-def _launch(store: str, run_id: str, owner: Optional[str], options: Optional[dict[str, Any]]) -> None:
+def _launch(store: str, run_id: str, owner: Optional[str], spec: Optional[RunSpec]) -> None:
     """Start the run's detached driver actor and hand it the run (fire and forget)."""
     import ray
 
@@ -356,7 +353,7 @@ def _launch(store: str, run_id: str, owner: Optional[str], options: Optional[dic
         actor = driver_cls.remote()
     except ValueError:
         raise APIError(409, f"run {run_id} already has a live driver; wait for it or cancel it") from None
-    actor.execute.remote(store, run_id, owner, options)
+    actor.execute.remote(store, run_id, owner, spec)
 
 
 def attempts_parquet(df: pd.DataFrame) -> bytes:

@@ -15,6 +15,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
+from harness.data import ensure_prepared
+from harness.registry import registry_for
+from harness.sandbox.base import SandboxJob
+from harness.sandbox.local import LocalSandbox
 from harness.spec import CheckResult, Resources, Settings
 
 M = TypeVar("M", bound=BaseModel)
@@ -70,9 +74,6 @@ def synthetic_source(seed: int, lite: bool) -> Source:
 def competition_source(competition_id: str, settings: Settings, lite: bool) -> Source:
     """A built-in (or registered) tabular competition's training table: its numeric
     feature columns and its target, the target being the train.csv column absent from test.csv."""
-    from harness.data import ensure_prepared
-    from harness.tasks import registry_for
-
     comp = registry_for(settings).competition(competition_id)
     data = ensure_prepared(comp, settings, lite)
     train = pd.read_csv(data.public / "train.csv")
@@ -252,9 +253,6 @@ def run_sandboxed(workdir: Path, code_files: dict[str, bytes], data_dir: Path, c
     """Run `command` in the local sandbox (bubblewrap when available) the way the
     agent's own attempt ran: `code_files` in /home/code (the working directory),
     `data_dir` read-only at /home/data, outputs collected from /home/submission."""
-    from harness.sandbox.base import SandboxJob
-    from harness.sandbox.local import LocalSandbox
-
     workdir.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=workdir))
     attempt = run_dir / "attempt"
