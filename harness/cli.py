@@ -44,7 +44,7 @@ def _fail(msg: object, code: int = 2) -> None:
     if isinstance(msg, ValidationError):  # one line naming the field, not pydantic's report
         first = msg.errors()[0]
         msg = f"{'.'.join(str(x) for x in first['loc'])}: {first['msg']}"
-    console.print(f"error: {msg}", style="red", markup=False, highlight=False)
+    console.print(f"error: {msg}", style="red", markup=False, highlight=False, soft_wrap=True)  # one line, never wrapped
     raise typer.Exit(code)
 
 
