@@ -36,6 +36,7 @@ from harness.runspec import RunInput, RunRequestLike, to_run_spec
 from harness.report import grading_report, summarize
 from harness.spec import (
     FINAL_STATUSES,
+    GRADE_COLUMNS,
     AgentConfig,
     AttemptOutcome,
     AttemptResult,
@@ -447,10 +448,7 @@ def _row(a: AttemptSpec, tries: int, o: AttemptOutcome, r: Optional[GradeReport]
         artifacts_dir=str(Path("artifacts") / a.attempt_id),
     )
     if r is not None:
-        fields.update(r.model_dump(include={
-            "score", "submission_exists", "valid_submission", "invalid_reason", "gold_threshold", "silver_threshold",
-            "bronze_threshold", "median_threshold", "any_medal", "gold_medal", "silver_medal", "bronze_medal",
-            "above_median", "is_lower_better", "grade_seconds"}))
+        fields.update(r.model_dump(include=GRADE_COLUMNS))
     return AttemptResult(**fields)
 
 

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from harness.spec import RunState, RunSummary
+from harness.spec import CompetitionReport, CompetitionSummary, GradingReport, RunState, RunSummary, TechniqueSummary
 
 
 def mean_sem(values: list[float]) -> tuple[Optional[float], Optional[float]]:
@@ -43,21 +43,21 @@ def summarize(state: RunState, attempts: pd.DataFrame, technique_grades: Optiona
     vr, vs = _per_seed_rate(valid, "valid_submission")
     mr, ms = _per_seed_rate(valid.assign(any_medal=valid["any_medal"].fillna(False).astype(float)) if len(valid) else valid, "any_medal")
     ar, as_ = _per_seed_rate(valid.assign(above_median=valid["above_median"].fillna(False).astype(float)) if len(valid) else valid, "above_median")
-    competitions = []
+    competitions: list[CompetitionSummary] = []
     for cid, g in (comp.groupby("competition_id") if len(comp) else []):
         m, s = mean_sem(g["score"].dropna().tolist())
-        competitions.append({
-            "competition_id": cid, "attempts": int(len(g)), "valid": int(g["valid_submission"].fillna(False).sum()),
-            "score_mean": m, "score_sem": s, "any_medal": int(g["any_medal"].fillna(False).sum()),
-            "above_median": int(g["above_median"].fillna(False).sum()),
-            "median_threshold": _first(g, "median_threshold"), "is_lower_better": _first(g, "is_lower_better"),
-            "scores": [None if pd.isna(x) else float(x) for x in g.sort_values("seed")["score"]],
-            "medals": [medal_name(r) for _, r in g.sort_values("seed").iterrows()],
-        })
-    techniques = []
+        competitions.append(CompetitionSummary(
+            competition_id=str(cid), attempts=int(len(g)), valid=int(g["valid_submission"].fillna(False).sum()),
+            score_mean=m, score_sem=s, any_medal=int(g["any_medal"].fillna(False).sum()),
+            above_median=int(g["above_median"].fillna(False).sum()),
+            median_threshold=_first(g, "median_threshold"), is_lower_better=_first(g, "is_lower_better"),
+            scores=[None if pd.isna(x) else float(x) for x in g.sort_values("seed")["score"]],
+            medals=[medal_name(r) for _, r in g.sort_values("seed").iterrows()],
+        ))
+    techniques: list[TechniqueSummary] = []
     for name, g in (tech.groupby("technique") if len(tech) else []):
         m, s = mean_sem(g["score"].fillna(0.0).tolist())
-        techniques.append({"technique": name, "attempts": int(len(g)), "score_mean": m, "score_sem": s})
+        techniques.append(TechniqueSummary(technique=str(name), attempts=int(len(g)), score_mean=m, score_sem=s))
     tmean, _ = mean_sem(tech["score"].fillna(0.0).tolist()) if len(tech) else (None, None)
     return RunSummary(
         run_id=state.run_id, agent_id=state.spec.agent, status=state.status, total=state.total,
@@ -77,28 +77,29 @@ def _first(g: pd.DataFrame, col: str) -> Any:
 
 
 def grading_report(attempts: pd.DataFrame) -> dict[str, Any]:
+    """grading_report.json's content (JSON-able) for the competition attempts."""
+    return build_grading_report(attempts).model_dump(mode="json")
+
+
+def build_grading_report(attempts: pd.DataFrame) -> GradingReport:
     """mlebench's aggregate report (`mlebench grade` output) over the competition attempts."""
     comp = attempts[attempts["task_kind"] == "competition"] if len(attempts) else attempts
     reports = []
     for _, r in comp.iterrows():
-        reports.append({
-            "competition_id": r["competition_id"], "attempt_id": r["attempt_id"], "seed": int(r["seed"]),
-            "score": None if pd.isna(r["score"]) else float(r["score"]),
+        reports.append(CompetitionReport(
+            competition_id=r["competition_id"], attempt_id=r["attempt_id"], seed=int(r["seed"]),
+            score=None if pd.isna(r["score"]) else float(r["score"]),
             **{k: (None if pd.isna(r[k]) else float(r[k])) for k in ("gold_threshold", "silver_threshold", "bronze_threshold", "median_threshold")},
             **{k: bool(r[k]) if not pd.isna(r[k]) else False for k in ("any_medal", "gold_medal", "silver_medal", "bronze_medal", "above_median", "submission_exists", "valid_submission")},
-            "is_lower_better": None if pd.isna(r["is_lower_better"]) else bool(r["is_lower_better"]),
-            "invalid_reason": r["invalid_reason"], "created_at": str(r["ended_at"]),
-            "submission_path": f"{r['artifacts_dir']}/submission/submission.csv",
-        })
-    count = lambda key: sum(1 for x in reports if x[key])  # noqa: E731
-    return {
-        "total_runs": len(reports),
-        "total_runs_with_submissions": count("submission_exists"),
-        "total_valid_submissions": count("valid_submission"),
-        "total_medals": count("any_medal"),
-        "total_gold_medals": count("gold_medal"),
-        "total_silver_medals": count("silver_medal"),
-        "total_bronze_medals": count("bronze_medal"),
-        "total_above_median": count("above_median"),
-        "competition_reports": reports,
-    }
+            is_lower_better=None if pd.isna(r["is_lower_better"]) else bool(r["is_lower_better"]),
+            invalid_reason=None if pd.isna(r["invalid_reason"]) else str(r["invalid_reason"]), created_at=str(r["ended_at"]),
+            submission_path=f"{r['artifacts_dir']}/submission/submission.csv",
+        ))
+    count = lambda key: sum(1 for x in reports if getattr(x, key))  # noqa: E731
+    return GradingReport(
+        total_runs=len(reports), total_runs_with_submissions=count("submission_exists"),
+        total_valid_submissions=count("valid_submission"), total_medals=count("any_medal"),
+        total_gold_medals=count("gold_medal"), total_silver_medals=count("silver_medal"),
+        total_bronze_medals=count("bronze_medal"), total_above_median=count("above_median"),
+        competition_reports=reports,
+    )

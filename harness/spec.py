@@ -266,6 +266,10 @@ class AttemptResult(Frozen):
     artifacts_dir: str = ""
 
 
+#: the columns of an attempt's row that its GradeReport fills (the rest come from the attempt and its sandbox)
+GRADE_COLUMNS: frozenset[str] = frozenset(set(GradeReport.model_fields) & set(AttemptResult.model_fields) - {"competition_id"})
+
+
 class RunState(BaseModel):
     """run.json: the spec plus the run's life so far."""
 
@@ -282,6 +286,69 @@ class RunState(BaseModel):
     driver: Optional[str] = None  # host:pid of the process driving it, to tell a crashed run from a live one
 
 
+class CompetitionSummary(BaseModel):
+    """One competition of a run: its attempts over seeds (score mean ± SEM over the seeds that scored)."""
+
+    competition_id: str
+    attempts: int
+    valid: int
+    score_mean: Optional[float] = None
+    score_sem: Optional[float] = None
+    any_medal: int = 0
+    above_median: int = 0
+    median_threshold: Optional[float] = None
+    is_lower_better: Optional[bool] = None
+    scores: list[Optional[float]] = Field(default_factory=list)  # by seed
+    medals: list[str] = Field(default_factory=list)  # by seed: gold, silver, bronze or ""
+
+
+class TechniqueSummary(BaseModel):
+    """One technique or engineering task of a run: score in [0, 1], mean ± SEM over its attempts (missing = 0)."""
+
+    technique: str
+    attempts: int
+    score_mean: Optional[float] = None
+    score_sem: Optional[float] = None
+
+
+class CompetitionReport(BaseModel):
+    """One attempt in mlebench's grading report format."""
+
+    competition_id: str
+    attempt_id: str
+    seed: int
+    score: Optional[float] = None
+    gold_threshold: Optional[float] = None
+    silver_threshold: Optional[float] = None
+    bronze_threshold: Optional[float] = None
+    median_threshold: Optional[float] = None
+    any_medal: bool = False
+    gold_medal: bool = False
+    silver_medal: bool = False
+    bronze_medal: bool = False
+    above_median: bool = False
+    submission_exists: bool = False
+    valid_submission: bool = False
+    is_lower_better: Optional[bool] = None
+    invalid_reason: Optional[str] = None
+    created_at: str = ""
+    submission_path: str = ""
+
+
+class GradingReport(BaseModel):
+    """grading_report.json: mlebench's aggregate report (`mlebench grade` output)."""
+
+    total_runs: int
+    total_runs_with_submissions: int
+    total_valid_submissions: int
+    total_medals: int
+    total_gold_medals: int
+    total_silver_medals: int
+    total_bronze_medals: int
+    total_above_median: int
+    competition_reports: list[CompetitionReport]
+
+
 class RunSummary(BaseModel):
     """summary.json: the aggregates the CLI and the API show."""
 
@@ -296,10 +363,10 @@ class RunSummary(BaseModel):
     any_medal_rate: Optional[float] = None
     any_medal_sem: Optional[float] = None
     above_median_rate: Optional[float] = None
-    above_median_sem: Optional[float] = None
     technique_score: Optional[float] = None
-    competitions: list[dict[str, Any]] = Field(default_factory=list)
-    techniques: list[dict[str, Any]] = Field(default_factory=list)
+    above_median_sem: Optional[float] = None
+    competitions: list[CompetitionSummary] = Field(default_factory=list)
+    techniques: list[TechniqueSummary] = Field(default_factory=list)
 
 
 GradeReport.model_rebuild()

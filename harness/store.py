@@ -15,37 +15,49 @@ never leaves a torn file and a finished attempt's row is never lost.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import types
+import typing
 import uuid
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import BaseModel
 
 from harness.spec import AttemptResult, CheckResult, RunState, RunSummary, utcnow
 
 TS = pa.timestamp("us", tz="UTC")
-ATTEMPTS_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("attempt_id", pa.string()), ("task_kind", pa.string()),
-    ("competition_id", pa.string()), ("technique", pa.string()), ("agent_id", pa.string()),
-    ("seed", pa.int32()), ("sandbox", pa.string()), ("isolation", pa.string()), ("status", pa.string()),
-    ("exit_code", pa.int32()), ("tries", pa.int32()), ("started_at", TS), ("ended_at", TS),
-    ("agent_seconds", pa.float64()), ("grade_seconds", pa.float64()), ("peak_memory_mb", pa.float64()),
-    ("node", pa.string()), ("score", pa.float64()), ("submission_exists", pa.bool_()),
-    ("valid_submission", pa.bool_()), ("invalid_reason", pa.string()),
-    ("gold_threshold", pa.float64()), ("silver_threshold", pa.float64()), ("bronze_threshold", pa.float64()),
-    ("median_threshold", pa.float64()), ("any_medal", pa.bool_()), ("gold_medal", pa.bool_()),
-    ("silver_medal", pa.bool_()), ("bronze_medal", pa.bool_()), ("above_median", pa.bool_()),
-    ("is_lower_better", pa.bool_()), ("error", pa.string()), ("artifacts_dir", pa.string()),
-])
-TECHNIQUE_GRADES_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("attempt_id", pa.string()), ("technique", pa.string()), ("check", pa.string()),
-    ("points", pa.float64()), ("max_points", pa.float64()), ("passed", pa.bool_()), ("detail", pa.string()),
-])
-assert set(ATTEMPTS_SCHEMA.names) == set(AttemptResult.model_fields), "schema and AttemptResult disagree"
+#: Arrow types of the Python types result models use (Literal -> string, Optional[X] -> X, nullable)
+ARROW_TYPES: dict[Any, pa.DataType] = {str: pa.string(), int: pa.int32(), float: pa.float64(), bool: pa.bool_(), dt.datetime: TS}
+
+
+def arrow_type(annotation: Any) -> pa.DataType:
+    """The Arrow type of one field annotation of a flat result model."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        (inner,) = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return arrow_type(inner)
+    if origin is typing.Literal:
+        return pa.string()
+    return ARROW_TYPES[annotation]
+
+
+def arrow_schema(model: type[BaseModel], exclude: Iterable[str] = ()) -> pa.Schema:
+    """One column per field of `model`, in field order: the result model is the schema."""
+    skip = set(exclude)
+    return pa.schema([(name, arrow_type(f.annotation)) for name, f in model.model_fields.items() if name not in skip])
+
+
+#: the attempts table: exactly AttemptResult's fields
+ATTEMPTS_SCHEMA = arrow_schema(AttemptResult)
+#: technique_grades: which attempt, then CheckResult's fields
+TECHNIQUE_GRADES_SCHEMA = pa.schema([("run_id", pa.string()), ("attempt_id", pa.string()), ("technique", pa.string()),
+                                     *arrow_schema(CheckResult)])
 
 
 class RunNotFound(KeyError):

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from harness.cli import app, run_exit_code
 from harness.errors import RegistryError, RunError
 from harness.registry import load_registry
-from harness.report import mean_sem, summarize
+from harness.report import build_grading_report, mean_sem, summarize
 from harness.runspec import RunInput, load_run_file, to_run_spec
 from harness.spec import AttemptResult, RunSpec, RunState, Settings
 from harness.store import ATTEMPTS_SCHEMA, RunStore
@@ -78,18 +78,32 @@ def test_summary_rates_are_means_over_seeds_of_per_seed_rates() -> None:
     assert s.any_medal_rate == pytest.approx(1 / 6) and s.any_medal_sem == pytest.approx(_sem([0.5, 0.0, 0.0]))
     assert s.above_median_rate == pytest.approx(5 / 6) and s.above_median_sem == pytest.approx(_sem([1.0, 1.0, 0.5]))
     assert s.by_status == {"succeeded": 8, "agent_failed": 1} and s.done == 9
-    comps = {c["competition_id"]: c for c in s.competitions}
-    assert comps["c1"]["score_mean"] == pytest.approx(0.85) and comps["c1"]["score_sem"] == pytest.approx(_sem([0.9, 0.8]))
-    assert comps["c2"]["scores"] == [0.7, None, 0.4] and comps["c2"]["valid"] == 1 and comps["c1"]["any_medal"] == 1
-    tech = {t["technique"]: t for t in s.techniques}
-    assert tech["imbalance"]["score_mean"] == pytest.approx(0.5) and tech["imbalance"]["score_sem"] == pytest.approx(0.5)
-    assert tech["missing"]["score_mean"] == pytest.approx(0.25) and tech["missing"]["attempts"] == 1
+    comps = {c.competition_id: c for c in s.competitions}
+    assert comps["c1"].score_mean == pytest.approx(0.85) and comps["c1"].score_sem == pytest.approx(_sem([0.9, 0.8]))
+    assert comps["c2"].scores == [0.7, None, 0.4] and comps["c2"].valid == 1 and comps["c1"].any_medal == 1
+    assert comps["c1"].medals == ["gold", "", ""]
+    tech = {t.technique: t for t in s.techniques}
+    assert tech["imbalance"].score_mean == pytest.approx(0.5) and tech["imbalance"].score_sem == pytest.approx(0.5)
+    assert tech["missing"].score_mean == pytest.approx(0.25) and tech["missing"].attempts == 1
     assert s.technique_score == pytest.approx((1.0 + 0.0 + 0.25) / 3)
 
 
 def test_a_summary_of_nothing_is_empty() -> None:
     s = summarize(_state(0), _frame([]))
     assert s.valid_submission_rate is None and s.competitions == [] and s.done == 0
+
+
+def test_grading_report_counts() -> None:
+    report = build_grading_report(_frame(ROWS))
+    assert report.total_runs == 6 and report.total_valid_submissions == 3 and report.total_medals == 1
+    assert report.total_above_median == 5 and report.competition_reports[0].submission_path.endswith("submission/submission.csv")
+
+
+def test_the_parquet_schema_is_the_result_model() -> None:
+    assert ATTEMPTS_SCHEMA.names == list(AttemptResult.model_fields)
+    assert str(ATTEMPTS_SCHEMA.field("seed").type) == "int32" and str(ATTEMPTS_SCHEMA.field("score").type) == "double"
+    assert str(ATTEMPTS_SCHEMA.field("started_at").type) == "timestamp[us, tz=UTC]"
+    assert str(ATTEMPTS_SCHEMA.field("status").type) == "string"  # a Literal
 
 
 def test_exit_codes() -> None:
