@@ -187,7 +187,7 @@ def runs(store: Optional[Path] = StoreOpt, as_json: bool = JsonOpt) -> None:
 
     rows = []
     for s in list_runs(store):
-        status = s.status
+        status: str = s.status
         if status == "running" and s.driver and not driver_alive(s.driver):
             status = "interrupted (resumable)" if not as_json else "interrupted"
         rows.append((s, status))
@@ -248,7 +248,10 @@ def _print_report(rs: RunStore) -> None:
                          _fmt(float(med.iloc[0]) if len(med) else None), *cells))
         emit_table(["competition", "metric ↓/↑", "median", *[f"seed {s}" for s in seeds]], rows,
                    title=f"{state.run_id} · agent {state.spec.agent}")
-        pm = lambda m, s: "—" if m is None else f"{m:.2f} ± {s or 0:.2f}"  # noqa: E731
+
+        def pm(m: Optional[float], s: Optional[float]) -> str:
+            return "—" if m is None else f"{m:.2f} ± {s or 0:.2f}"
+
         emit_table(["agent", "attempts", "valid submission", "any medal", "above median"],
                    [(state.spec.agent, str(len(comp)), pm(summary.valid_submission_rate, summary.valid_submission_sem),
                      pm(summary.any_medal_rate, summary.any_medal_sem), pm(summary.above_median_rate, summary.above_median_sem))],
@@ -379,7 +382,7 @@ def images_build(
         _fail(e)
     failed = []
     try:
-        client = docker_client()
+        client = docker_client()  # type: ignore[no-untyped-call]  (untyped in harness.images)
         ensure_base_image(client, method=base_from, log=console.print, force=rebuild_base)  # type: ignore[arg-type]
         for aid, folder in folders.items():
             try:

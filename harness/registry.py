@@ -201,7 +201,8 @@ def load_callable(folder: Path, import_string: str, what: str) -> Callable[..., 
     local = folder / (module_name.rsplit(".", 1)[-1] + ".py")
     module = _load_file_module(local) if local.is_file() else _import(module_name, folder, what)
     try:
-        return getattr(module, func_name)
+        func: Callable[..., Any] = getattr(module, func_name)
+        return func
     except AttributeError:
         raise RegistryError(f"{folder / 'config.yaml'}: {what} {import_string!r}: no function {func_name!r}") from None
 

@@ -76,6 +76,10 @@ def _first(g: pd.DataFrame, col: str) -> Any:
     return bool(v) if isinstance(v, (bool,)) or col.startswith("is_") else float(v)
 
 
+THRESHOLDS = ("gold_threshold", "silver_threshold", "bronze_threshold", "median_threshold")
+FLAGS = ("any_medal", "gold_medal", "silver_medal", "bronze_medal", "above_median", "submission_exists", "valid_submission")
+
+
 def grading_report(attempts: pd.DataFrame) -> dict[str, Any]:
     """grading_report.json's content (JSON-able) for the competition attempts."""
     return build_grading_report(attempts).model_dump(mode="json")
@@ -86,16 +90,19 @@ def build_grading_report(attempts: pd.DataFrame) -> GradingReport:
     comp = attempts[attempts["task_kind"] == "competition"] if len(attempts) else attempts
     reports = []
     for _, r in comp.iterrows():
+        fields: dict[str, Any] = {k: (None if pd.isna(r[k]) else float(r[k])) for k in THRESHOLDS}
+        fields.update({k: bool(r[k]) if not pd.isna(r[k]) else False for k in FLAGS})
         reports.append(CompetitionReport(
             competition_id=r["competition_id"], attempt_id=r["attempt_id"], seed=int(r["seed"]),
-            score=None if pd.isna(r["score"]) else float(r["score"]),
-            **{k: (None if pd.isna(r[k]) else float(r[k])) for k in ("gold_threshold", "silver_threshold", "bronze_threshold", "median_threshold")},
-            **{k: bool(r[k]) if not pd.isna(r[k]) else False for k in ("any_medal", "gold_medal", "silver_medal", "bronze_medal", "above_median", "submission_exists", "valid_submission")},
+            score=None if pd.isna(r["score"]) else float(r["score"]), **fields,
             is_lower_better=None if pd.isna(r["is_lower_better"]) else bool(r["is_lower_better"]),
             invalid_reason=None if pd.isna(r["invalid_reason"]) else str(r["invalid_reason"]), created_at=str(r["ended_at"]),
             submission_path=f"{r['artifacts_dir']}/submission/submission.csv",
         ))
-    count = lambda key: sum(1 for x in reports if getattr(x, key))  # noqa: E731
+
+    def count(key: str) -> int:
+        return sum(1 for x in reports if getattr(x, key))
+
     return GradingReport(
         total_runs=len(reports), total_runs_with_submissions=count("submission_exists"),
         total_valid_submissions=count("valid_submission"), total_medals=count("any_medal"),
