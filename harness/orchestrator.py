@@ -55,7 +55,7 @@ from harness.sandbox import get_sandbox
 from harness.sandbox.base import SandboxJob, agent_command
 from harness.sandbox.docker import DockerSandbox
 from harness.store import RunStore, default_store
-from harness.tasks import VALIDATE_SCRIPT, backend_for, registry_for
+from harness.tasks import VALIDATE_SCRIPT, backend_for
 from harness.technique import plan_technique_attempts
 
 SECRET = re.compile(r"\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -94,6 +94,7 @@ class _Context:
     agent_bundle: Any  # ObjectRef of the agent folder's tar.gz
     agent_bundle_sha: str
     agent_env: dict[str, str]
+    agent: AgentConfig  # by value: an agent found only on the driver's HARNESS_AGENTS_PATH runs on any node
 
 
 # ====================================================================== planning
@@ -325,7 +326,7 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
 
     bundle, sha = _bundle_agent(agent)
     ctx = _Context(settings=settings, store_root=str(rs.root.resolve()), driver_node=ray.get_runtime_context().get_node_id(),
-                   agent_bundle=ray.put(bundle), agent_bundle_sha=sha, agent_env=agent_env)
+                   agent_bundle=ray.put(bundle), agent_bundle_sha=sha, agent_env=agent_env, agent=agent)
     res = agent.resources
     attempt_task = _attempt_task.options(num_cpus=res.cpus, num_gpus=res.gpus, max_retries=0)
     prep: dict[tuple[str, str, bool], Any] = {}
@@ -516,7 +517,7 @@ def execute_attempt(a: AttemptSpec, ctx: _Context, prep_error: Optional[str]) ->
         (attempt_dir / "instructions.md").write_text(task.instructions)
         (attempt_dir / ".validate_submission.sh").write_text(VALIDATE_SCRIPT)
         (attempt_dir / ".validate_submission.sh").chmod(0o755)
-        agent = registry_for(ctx.settings).agent(a.agent_id)
+        agent = ctx.agent
         agent_dir = _materialize_agent(ctx)
         command = agent_command(agent)
         job = SandboxJob(
