@@ -22,6 +22,8 @@ from typing import Any, Optional, Sequence, Union
 
 import httpx
 
+from harness.spec import RunSummary
+
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "interrupted"})
 
 
@@ -142,6 +144,10 @@ class Client:
     def get_run_summary(self, run_id: str) -> dict[str, Any]:
         """`run_id`, `eval_dir`, `files` and the aggregate metrics (valid submission rate, medals, per competition)."""
         return dict(self._json("GET", f"/runs/{run_id}/summary"))
+
+    def get_summary(self, run_id: str) -> RunSummary:
+        """The run's summary as the model the CLI and `summary.json` use (rates, per competition, per technique)."""
+        return RunSummary.model_validate(self.get_run_summary(run_id))
 
     def get_results(self, run_id: str) -> Any:
         """One row per attempt as a pandas DataFrame (the store's Parquet schema)."""

@@ -168,7 +168,7 @@ def run(
             spec, competitions = competitions, None
         given: RunRequestLike = spec if spec is not None else RunInput(
             competitions=list(competitions) if competitions is not None and not isinstance(competitions, str) else competitions,
-            split=split, agent=agent, seeds=seeds, lite=lite, sandbox=sandbox,  # type: ignore[arg-type]
+            split=split, agent=agent, seeds=seeds, lite=lite, sandbox=sandbox,
             max_concurrency=max_concurrency, max_retries=max_retries, time_limit_s=time_limit_s,
             technique_tasks=technique_tasks if isinstance(technique_tasks, (bool, str)) else list(technique_tasks),
             engineering_tasks=engineering_tasks if isinstance(engineering_tasks, str) else list(engineering_tasks), owner=owner)
@@ -449,7 +449,7 @@ def _row(a: AttemptSpec, tries: int, o: AttemptOutcome, r: Optional[GradeReport]
         artifacts_dir=str(Path("artifacts") / a.attempt_id),
     )
     if r is not None:
-        fields.update(r.model_dump(include=GRADE_COLUMNS))
+        fields.update(r.model_dump(include=set(GRADE_COLUMNS)))
     return AttemptResult(**fields)
 
 

@@ -41,7 +41,7 @@ class Resources(Frozen):
     shm_gb: float = Field(1.0, gt=0)
 
 
-class AgentConfig(BaseModel):
+class AgentConfig(BaseModel):  # type: ignore[no-redef]  # the pydantic plugin clashes with the mlebench field `kwargs`
     """An agent folder's config.yaml: mlebench keys kept, plus what harness needs."""
 
     model_config = ConfigDict(frozen=True, extra="allow")

@@ -127,7 +127,7 @@ def test_a_run_of_the_lite_split_and_the_service(installed: Installed) -> None:
         summary = _sdk(installed, url, run_id)
         assert summary["run_id"] == run_id and summary["status"] == "completed"
         assert "summary.json" in summary["files"] and summary["valid_submission_rate"] == 1.0
-        assert summary["agents"] == ["baseline", "dummy"]
+        assert summary["agents"] == ["baseline", "dummy"] and summary["model_rate"] == 1.0
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -177,7 +177,8 @@ def _free_port() -> int:
 def _sdk(installed: Installed, url: str, run_id: str) -> dict[str, Any]:
     """One SDK session in the venv's interpreter: the run's summary and the agents, as JSON."""
     code = ("import json, sys; from harness import Client; c = Client(sys.argv[1]); "
-            "s = c.get_run_summary(sys.argv[2]); s['agents'] = c.list_agents(); print(json.dumps(s))")
+            "s = c.get_run_summary(sys.argv[2]); s['agents'] = c.list_agents(); "
+            "s['model_rate'] = c.get_summary(sys.argv[2]).valid_submission_rate; print(json.dumps(s))")
     out = subprocess.run([str(installed.venv / "bin" / "python"), "-c", code, url, run_id], env=installed.env,
                          cwd=installed.cwd, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
