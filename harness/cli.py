@@ -21,9 +21,12 @@ from rich.table import Table
 
 from harness.data import PrepareError, ensure_prepared, prepared_data
 from harness.errors import RegistryError, RunError
+from harness.images import ImageBuildError, agent_dockerfile, agent_image, docker_client, ensure_base_image
 from harness.registry import list_splits, load_registry, read_competition_set
 from harness.report import mean_sem, medal_name, summarize
 from harness.runspec import RunInput, load_run_file
+from harness.sandbox.base import SandboxUnavailable
+from harness.sandbox.docker import collect_leftovers
 from harness.spec import FINAL_STATUSES, Settings
 from harness.store import RunNotFound, RunStore, default_store, list_runs
 from harness.technique import available_tasks
@@ -135,7 +138,7 @@ def run(
             given = load_run_file(config)
         else:
             given = RunInput(competitions=list(competition) if competition else None, split=split, agent=agent, seeds=seeds,
-                             lite=lite, sandbox=sandbox, max_concurrency=max_concurrency, max_retries=max_retries,  # type: ignore[arg-type]
+                             lite=lite, sandbox=sandbox, max_concurrency=max_concurrency, max_retries=max_retries,
                              time_limit_s=time_limit, technique_tasks=_comma_list(technique_tasks),
                              engineering_tasks=_comma_list(engineering_tasks))
     except USER_ERRORS as e:
@@ -369,9 +372,6 @@ def images_build(
     base_only: bool = typer.Option(False, "--base-only", help="Only the base image, no agent images."),
 ) -> None:
     """Build the harness base image (skipped when present) and the agent images the agents need."""
-    from harness.images import ImageBuildError, agent_dockerfile, agent_image, docker_client, ensure_base_image  # docker SDK: only here
-    from harness.sandbox.base import SandboxUnavailable  # with the docker commands
-
     if base_from not in ("auto", "debootstrap", "registry"):
         _fail(f"--base-from {base_from!r}: choose debootstrap, registry or auto")
     reg = load_registry(Settings.from_env())
@@ -399,9 +399,6 @@ def images_build(
 @sandbox_app.command("gc")
 def sandbox_gc(all_: bool = typer.Option(False, "--all", help="Also containers whose run may still be alive.")) -> None:
     """Remove attempt containers that a crashed run left behind (found by their labels)."""
-    from harness.sandbox.base import SandboxUnavailable  # with the docker commands
-    from harness.sandbox.docker import collect_leftovers  # docker SDK: only here
-
     try:
         removed = collect_leftovers(everything=all_)
     except SandboxUnavailable as e:

@@ -51,7 +51,7 @@ from harness.spec import (
     new_run_id,
     utcnow,
 )
-from harness.sandbox import get_sandbox
+from harness.sandbox.backends import get_sandbox
 from harness.sandbox.base import SandboxJob, agent_command
 from harness.sandbox.docker import DockerSandbox
 from harness.store import RunStore, default_store

@@ -5,8 +5,10 @@ function-local imports between project modules only with a one-line reason."""
 from __future__ import annotations
 
 import ast
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PACKAGE = Path(__file__).resolve().parent.parent / "harness"
 #: folders of data and plug-ins that are not modules of the graph (task folders are: they import the API)
@@ -69,12 +71,21 @@ def _edges(modules: dict[str, Path]) -> list[Edge]:
                 names = [f"{base}.{a.name}" for a in node.names] or [base]
             else:
                 continue
-            for target in {resolve(n) for n in names if n == "harness" or n.startswith("harness.")} - {"", mod}:
+            targets = {resolve(n) for n in names if n == "harness" or n.startswith("harness.")}
+            # importing a.b.c runs a/__init__ and a/b/__init__ first: those are arrows too
+            targets |= {".".join(t.split(".")[:i]) for t in set(targets) for i in range(2, t.count(".") + 1)}
+            for target in {t for t in targets if t in modules} - {"", mod} - _ancestors(mod):
                 text = lines[node.lineno - 1]
                 above = lines[node.lineno - 2].strip() if node.lineno > 1 else ""
                 edges.append(Edge(mod, target, node.lineno, id(node) in local_nodes, text.strip(),
                                   _reason(text) or (above.startswith("#") and _reason(above))))
     return edges
+
+
+def _ancestors(mod: str) -> set[str]:
+    """The packages a module sits in (already being imported when it runs)."""
+    parts = mod.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts))}
 
 
 def _reason(line: str) -> bool:
@@ -122,6 +133,22 @@ def test_no_import_cycles() -> None:
         graph.setdefault(e.source, set()).add(e.target)
     cycle = _cycle(graph)
     assert not cycle, "import cycle: " + " -> ".join(cycle)
+
+
+def test_a_package_init_is_an_arrow(tmp_path: Path, monkeypatch: Any) -> None:
+    """`import p.x` runs p/__init__.py: a cycle through it is a cycle (it broke `harness --help` once)."""
+    pkg = tmp_path / "harness"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("from harness.sub.b import B\n")
+    (pkg / "sub" / "b.py").write_text("from harness.top import T\nB = 1\n")
+    (pkg / "top.py").write_text("from harness.sub.a import A\nT = 1\n")
+    (pkg / "sub" / "a.py").write_text("A = 1\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", pkg)
+    graph: dict[str, set[str]] = {}
+    for e in _edges(_modules()):
+        graph.setdefault(e.source, set()).add(e.target)
+    assert _cycle(graph) == ["harness.sub", "harness.sub.b", "harness.top", "harness.sub"]
 
 
 def test_a_cycle_is_found() -> None:  # the checker itself

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.sandbox import get_sandbox
+from harness.sandbox.backends import get_sandbox
 from harness.sandbox.base import SandboxJob
 from harness.spec import Resources
 
