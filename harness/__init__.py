@@ -2,7 +2,7 @@
 in sandboxes, in parallel on Ray.
 
     import harness
-    result = harness.run(split="lite", agent="dummy", seeds=1)
+    result = harness.run(split="lite", agent="dummy", seeds=1)    # or harness.run(harness.RunSpec(...))
     result.run_id, result.attempts, result.summary
     df = harness.load_results("runs")
 
@@ -20,6 +20,9 @@ _EXPORTS = {
     "run": "harness.orchestrator",
     "RunResult": "harness.orchestrator",
     "RunSpec": "harness.spec",
+    "RunInput": "harness.runspec",
+    "RunSummary": "harness.spec",
+    "load_run_file": "harness.runspec",
     "AttemptResult": "harness.spec",
     "GradeReport": "harness.spec",
     "load_results": "harness.store",

@@ -188,3 +188,35 @@ def test_bad_run_input_names_the_field(tmp_path: Path) -> None:
     assert res.exit_code == 2 and f"{bad}: field 'seeds'" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["run", "--config", str(tmp_path / "absent.yaml")])
     assert res.exit_code == 2 and "absent.yaml: cannot be read" in res.output
+
+
+def test_a_run_spec_runs_and_a_queued_record_is_kept(ray_local: Any, store: Path) -> None:
+    """harness.run(RunSpec) — what the service's driver actor calls — keeps the record the
+    service wrote when it queued the run (its created_at and owner)."""
+    import datetime as dt
+
+    import harness
+
+    spec = RunSpec(agent="dummy", competitions=["diabetes-progression"], lite=True, owner="alice")
+    queued = RunState(run_id="queued-run", spec=spec, owner="alice", status="queued", total=1,
+                      created_at=dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc))
+    RunStore(store, "queued-run").write_state(queued)
+    result = harness.run(spec, store=store, run_id="queued-run")
+    state = RunStore(store, "queued-run").read_state()
+    assert result.status == "completed" and state.status == "completed" and state.spec == spec
+    assert state.created_at == queued.created_at and state.owner == "alice"
+    assert list(result.attempts["attempt_id"]) == ["diabetes-progression__dummy__s0"]
+
+
+@pytest.mark.slow
+def test_harness_run_config(tmp_path: Path, harness_dirs: dict[str, Path]) -> None:
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text("competitions: [diabetes-progression]\nagent: dummy\nlite: true\nseeds: 2\n")
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--config", str(run_file), "--store", str(tmp_path / "runs"),
+                          "--json"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    run_id, body = out.stdout.split("\n", 1)
+    summary = json.loads(body)
+    assert summary["run_id"] == run_id and summary["total"] == 2 and summary["by_status"] == {"succeeded": 2}
+    spec = RunStore(tmp_path / "runs", run_id).read_state().spec
+    assert spec.competitions == ["diabetes-progression"] and spec.seeds == 2 and spec.lite
