@@ -243,3 +243,65 @@ def regrade(run_id: str, store: Path | str | None = None, settings: Optional[Set
     write_run_report(rs, attempts)
     rs.write_json("summary.json", summarize(state, attempts, rs.technique_grades()).model_dump(mode="json"))
     return result
+
+
+# ---------------------------------------------------------------- an uploaded file (POST /grade)
+
+#: the largest submission `POST /grade` takes
+MAX_UPLOAD_BYTES = 256 << 20
+
+
+def parse_upload(body: bytes, content_type: str) -> tuple[dict[str, str], Optional[tuple[str, bytes]]]:
+    """A `multipart/form-data` body as (text fields, (file name, file bytes) of its first file
+    part), or, any other content type, the raw body as the file. Raises GradeInputError."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        return {}, ("submission.csv", body)
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        raise GradeInputError("the multipart body cannot be parsed; send the file as form field `file`")
+    fields: dict[str, str] = {}
+    upload: Optional[tuple[str, bytes]] = None
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        filename = part.get_filename()
+        if filename is not None and upload is None:
+            upload = (filename, data)
+        elif isinstance(name, str):
+            fields[name] = data.decode("utf-8", "replace")
+    return fields, upload
+
+
+def grade_upload(body: bytes, content_type: str, competition_id: Optional[str] = None, lite: Optional[bool] = None,
+                 filename: Optional[str] = None, settings: Optional[Settings] = None) -> dict[str, Any]:
+    """Grade a submission sent over HTTP (multipart field `file`, plus `competition_id` and
+    `lite` as form fields or query parameters; or the raw file as the body) and answer its
+    mlebench report. The file is graded from a private temporary folder under the name's
+    suffix only; the report names the uploaded file, never a server path, and holds nothing
+    of the answers but what mlebench's report holds. Raises GradeInputError, RegistryError."""
+    import tempfile
+
+    fields, upload = parse_upload(body, content_type)
+    competition_id = competition_id or fields.get("competition_id")
+    if not competition_id:
+        raise GradeInputError("name the competition: form field or query parameter `competition_id`")
+    if lite is None:
+        lite = fields.get("lite", "").strip().lower() in ("1", "true", "yes", "on")
+    if upload is None:
+        raise GradeInputError("no file in the request: send the submission as form field `file`")
+    import re
+
+    name = Path(filename or upload[0] or "submission.csv").name
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name)[-100:].lstrip(".") or "submission.csv"  # a plain file name
+    with tempfile.TemporaryDirectory(prefix="harness-grade-") as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(upload[1])
+        report = mlebench_report(grade(competition_id, path, lite=lite, settings=settings))
+    report["submission_path"] = name
+    if report.get("invalid_reason"):
+        report["invalid_reason"] = str(report["invalid_reason"]).replace(str(path), name)
+    return report
