@@ -13,6 +13,7 @@ order, then `invalid_reason` (and, in a run's report, `attempt_id` and `seed`).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ import pyarrow as pa
 from harness.grading import aggregate_reports, grade_submission, mlebench_report
 from harness.spec import AttemptResult, AttemptSpec, GradeReport, Resources, Settings, utcnow
 from harness.store import ATTEMPTS_SCHEMA, RunStore, atomic_write_text, default_store
+
+log = logging.getLogger("harness.regrade")
 
 #: an attempt's report file, next to its submission/, code/ and logs/
 ATTEMPT_REPORT = "competition_report.json"
@@ -123,13 +126,15 @@ def record_attempt_report(rs: RunStore, row: AttemptResult, report: Optional[Gra
     if report is None or row.task_kind != "competition":
         return
     entry = _run_entry(mlebench_report(report), row.attempt_id, row.seed)
-    atomic_write_text(rs.artifacts_dir(row.attempt_id) / ATTEMPT_REPORT, json.dumps(entry, indent=4))
     key = str(rs.dir.resolve())
-    if key not in _RUN_REPORTS:  # first attempt this process records for the run (a resume: the earlier ones)
-        _RUN_REPORTS[key] = _reports_on_disk(rs)
-    _RUN_REPORTS[key][row.attempt_id] = entry
-    reports = [_RUN_REPORTS[key][a] for a in sorted(_RUN_REPORTS[key])]
-    rs.write_json(RUN_REPORT, aggregate_reports(reports))
+    try:
+        atomic_write_text(rs.artifacts_dir(row.attempt_id) / ATTEMPT_REPORT, json.dumps(entry, indent=4))
+        if key not in _RUN_REPORTS:  # first attempt this process records for the run (a resume: the earlier ones)
+            _RUN_REPORTS[key] = _reports_on_disk(rs)
+        _RUN_REPORTS[key][row.attempt_id] = entry
+        rs.write_json(RUN_REPORT, aggregate_reports([_RUN_REPORTS[key][a] for a in sorted(_RUN_REPORTS[key])]))
+    except OSError as e:  # the row is recorded; the report is rebuilt from the rows when the run ends
+        log.warning("could not write the grading report of %s: %s", row.attempt_id, e)
 
 
 def _reports_on_disk(rs: RunStore) -> dict[str, dict[str, Any]]:
