@@ -470,3 +470,15 @@ def test_a_run_writes_mlebench_reports_and_regrade_reproduces_it(ray_local: Any,
     assert len(list(rs.dir.glob("attempts.*.parquet"))) == 2
     assert json.loads((rs.dir / "grading_report.json").read_text())["total_medals"] == int(expected["any_medal"]) * 2
     assert _tree(toys.data / "toy-auroc") == before  # the hand-prepared data served the run in place
+
+
+def test_a_bad_jsonl_line_is_one_clear_error(tmp_path: Path) -> None:
+    from harness.regrade import GradeInputError, read_submissions_jsonl
+
+    bad = tmp_path / "subs.jsonl"
+    for text, needle in [('{"competition_id": "x"}\n', "subs.jsonl:1: needs string fields"),
+                         ('\n# c\n{not json\n', "subs.jsonl:3: not a JSON object")]:
+        bad.write_text(text)
+        with pytest.raises(GradeInputError) as err:
+            read_submissions_jsonl(bad)
+        assert needle in str(err.value) and "\n" not in str(err.value)
