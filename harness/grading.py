@@ -275,9 +275,10 @@ def read_answers(path: Path) -> pd.DataFrame | list[Any] | Path:
 
 
 def _is_file(path: Path) -> bool:
-    """A regular file, not through a link of its own name (the reader refuses links further down)."""
+    """mlebench's `path.is_file()`: whether a submission exists. Reading it is `read_submission`'s
+    business, which refuses what it must (links, FIFOs, ...) with a reason."""
     try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
+        return path.is_file()
     except OSError:
         return False
 
