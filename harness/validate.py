@@ -6,7 +6,8 @@
 Defaults: $SUBMISSION_DIR/submission.csv against the competition's sample submission:
 $DATA_DIR/$SAMPLE_SUBMISSION (its name from the competition's config.yaml, set by harness),
 else the first of $DATA_DIR/sample_submission.csv, sampleSubmission.csv, or another
-`*sample*submission*.csv` there.
+`*sample*submission*.csv` there. With HARNESS_FORMAT_CHECK=columns (a competition whose
+own grader decides validity) columns the sample lacks are allowed.
 Technique and engineering tasks (HARNESS_TASK_KIND=technique): the outputs named in
 $DATA_DIR/task.json exist, and a JSON output satisfies the task's JSON Schema.
 Exit 0 and "Submission is valid." or exit 1 and the one-line reason.
@@ -47,7 +48,9 @@ def sample_submission_env(a: "AttemptSpec", settings: "Settings") -> dict[str, s
     from harness.tasks import registry_for
 
     comp = registry_for(settings).competitions.get(a.competition_id)
-    return {"SAMPLE_SUBMISSION": sample_submission_name(comp)} if comp is not None else {}
+    if comp is None:
+        return {}
+    return {"SAMPLE_SUBMISSION": sample_submission_name(comp), "HARNESS_FORMAT_CHECK": "strict" if comp.source == "builtin" else "columns"}
 
 
 def find_sample(data: Path) -> Optional[Path]:
@@ -66,10 +69,15 @@ def find_sample(data: Path) -> Optional[Path]:
     return None
 
 
-def validate(submission: Path, sample: Path) -> str | None:
-    """None when `submission` has the sample's format, else the reason it does not."""
+def validate(submission: Path, sample: Path, extra_columns: bool = False) -> str | None:
+    """None when `submission` has the sample's format, else the reason it does not.
+    `extra_columns`: columns the sample lacks are allowed (a competition with its own
+    grader, which alone decides; harness's built-in ones are checked strictly)."""
     try:
-        check_submission_format(read_submission(submission, submission.name), pd.read_csv(sample))
+        sub, ref = read_submission(submission, submission.name), pd.read_csv(sample)
+        if extra_columns:
+            sub = sub[[c for c in sub.columns if c in ref.columns]]
+        check_submission_format(sub, ref)
     except InvalidSubmissionError as e:
         return str(e)
     return None
@@ -115,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sample is None or not args.sample.is_file():
         print(f"No sample submission at {args.sample or data}; nothing to validate against.")
         return 2
-    reason = validate(args.submission, args.sample)
+    reason = validate(args.submission, args.sample, extra_columns=os.environ.get("HARNESS_FORMAT_CHECK") == "columns")
     if reason is None:
         print("Submission is valid.")
         return 0

@@ -288,16 +288,25 @@ def test_the_edges_of_each_case(toys: Toys) -> None:
 
 def test_a_config_without_id_takes_the_folder_name_and_the_validator_finds_its_sample(toys: Toys) -> None:
     from harness.registry import load_registry
-    from harness.validate import find_sample, sample_submission_name
+    from harness.spec import AttemptSpec, Resources
+    from harness.validate import find_sample, sample_submission_env, sample_submission_name, validate
 
     comp = load_registry(toys.settings).competition("toy-accuracy")
     assert comp.id == "toy-accuracy" and sample_submission_name(comp) == "sampleSubmission.csv"
+    a = AttemptSpec(run_id="r", attempt_id="toy-accuracy__d__s0", competition_id="toy-accuracy", agent_id="d", seed=0,
+                    time_limit_s=1.0, resources=Resources.model_validate({}))
+    assert sample_submission_env(a, toys.settings) == {"SAMPLE_SUBMISSION": "sampleSubmission.csv", "HARNESS_FORMAT_CHECK": "columns"}
     public = toys.data / "toy-accuracy" / "prepared" / "public"
     env = {**toys.env(), "DATA_DIR": str(public), "SAMPLE_SUBMISSION": "sampleSubmission.csv"}
     for sub, code in [(public / "sampleSubmission.csv", 0), (toys.cases["auroc-median"][1], 1)]:
         out = subprocess.run([sys.executable, "-m", "harness.validate", str(sub)], env=env, capture_output=True, text=True, timeout=60)
         assert out.returncode == code, out.stdout + out.stderr
     assert find_sample(public) == public / "sampleSubmission.csv"
+    # a folder with its own grader: columns the sample lacks are the grader's business
+    extra = toys.subs / "sample-extra.csv"
+    pd.read_csv(public / "sampleSubmission.csv").assign(note="x").to_csv(extra, index=False)
+    assert validate(extra, public / "sampleSubmission.csv", extra_columns=True) is None
+    assert "unexpected column(s) 'note'" in (validate(extra, public / "sampleSubmission.csv") or "")
 
 
 def test_builtin_competitions_keep_their_strict_format_check(tmp_path: Path) -> None:
