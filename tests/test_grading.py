@@ -267,6 +267,9 @@ def test_every_case_is_graded_as_mlebench_grades_it(toys: Toys) -> None:
         assert (report["invalid_reason"] is None) == report["valid_submission"], case
     # nothing was written into, or deleted from, the hand-prepared data (no marker, no lock)
     assert _tree(toys.data) == before
+    import harness
+
+    assert harness.grade is grade
 
 
 def test_the_edges_of_each_case(toys: Toys) -> None:
