@@ -57,8 +57,8 @@ def grade(competition_id: str, submission: str | Path, lite: bool = False,
     settings = settings or Settings.from_env()
     comp = registry_for(settings).competition(competition_id)
     data = ensure_prepared(comp, settings, lite)
-    return grade_submission(comp, Path(submission), data.answers, data.sample_submission, lite=lite,
-                            submission_path=str(submission))
+    path = Path(str(submission))
+    return grade_submission(comp, path, data.answers, data.sample_submission, lite=lite, submission_path=str(path))
 
 
 def read_submissions_jsonl(path: Path) -> list[tuple[str, str]]:
