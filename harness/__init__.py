@@ -28,6 +28,7 @@ _EXPORTS = {
     "load_results": "harness.store",
     "Client": "harness.client",
     "HarnessAPIError": "harness.client",
+    "grade": "harness.regrade",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -435,6 +435,13 @@ def serve_(
         console.print("stopped; runs cut off with a local Ray are resumable (POST /runs/{id}/resume)")
 
 
+from harness import grade_cli  # noqa: E402  (grading without an agent, in mlebench's forms)
+
+app.command("grade-sample")(grade_cli.grade_sample)
+app.command("grade")(grade_cli.grade_batch)
+app.command("regrade")(grade_cli.regrade_run)
+
+
 def main() -> None:
     app()
 

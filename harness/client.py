@@ -241,6 +241,19 @@ class Client:
             body = {"message": resp.text.strip()[:500] or resp.reason_phrase}
         raise HarnessAPIError(resp.status_code, str(body.get("message") or body), body)
 
+    # ------------------------------------------------------------------ grading
+
+    def grade(self, competition_id: str, path: Union[str, Path], lite: bool = False) -> dict[str, Any]:
+        """Grade the submission file at `path` for `competition_id` on the server, without an agent
+        (`POST /grade`); returns mlebench's report (score, thresholds, medals, invalid_reason)."""
+        p = Path(path)
+        try:
+            data = p.read_bytes()
+        except OSError as e:
+            raise HarnessAPIError(0, f"cannot read the submission {p}: {e.strerror}") from None
+        return dict(self._json("POST", "/grade", data={"competition_id": competition_id, "lite": str(lite).lower()},
+                               files={"file": (p.name, data, "application/octet-stream")}))
+
     # ------------------------------------------------------------------ catalogue
 
     def list_competitions(self, details: bool = False) -> list[Any]:

@@ -9,6 +9,10 @@ Layout under `$HARNESS_DATA_DIR` (default `~/.cache/harness/data`):
 
 A prepared folder is written under a temporary name and renamed into place, so a
 reader never sees half a preparation and a crash leaves nothing to clean up.
+
+A folder prepared by `mlebench prepare` (or by hand) in the same layout, without harness's
+marker, is used as it is: harness never writes into it, never deletes it, and never
+deletes any data it did not write.
 """
 
 from __future__ import annotations
@@ -45,7 +49,12 @@ class PreparedData(BaseModel):
 
 
 def preparer_takes_lite(comp: CompetitionConfig) -> bool:
-    prepare = load_callable(comp.dir, comp.preparer, "preparer")
+    """Whether `comp`'s preparer has a `lite` parameter (False when it cannot even be loaded:
+    then only data prepared elsewhere, e.g. by `mlebench prepare`, can serve it)."""
+    try:
+        prepare = load_callable(comp.dir, comp.preparer, "preparer")
+    except Exception:
+        return False
     return "lite" in inspect.signature(prepare).parameters
 
 
@@ -62,12 +71,27 @@ def _dataset_path(comp: CompetitionConfig, root: Path, key: str, default: str) -
 
 
 def prepared_data(comp: CompetitionConfig, settings: Settings, lite: bool) -> Optional[PreparedData]:
-    """The prepared data if it is complete on this node, else None."""
+    """The prepared data if it is complete on this node, else None: harness's own preparation
+    (its marker), or a folder in mlebench's layout without the marker, used in place."""
     root = prepared_root(comp, settings, lite)
     marker = root / DONE_MARKER
-    if not marker.is_file():
+    if marker.is_file():
+        return PreparedData.model_validate_json(marker.read_text())
+    return mlebench_prepared(comp, root, lite)
+
+
+def mlebench_prepared(comp: CompetitionConfig, root: Path, lite: bool) -> Optional[PreparedData]:
+    """`root` (`<data dir>/<id>/prepared`) as `mlebench prepare` leaves it, if it is complete
+    there (`public/` and `private/` folders and the config's answers file, as mlebench's
+    `is_dataset_prepared` asks): described without reading or writing anything in it."""
+    answers = _dataset_path(comp, root, "answers", "private/answers.csv")
+    if not ((root / "public").is_dir() and (root / "private").is_dir() and answers.exists()):
         return None
-    return PreparedData.model_validate_json(marker.read_text())
+    return PreparedData(
+        competition_id=comp.id, lite=lite, public=root / "public", private=root / "private", answers=answers,
+        sample_submission=_dataset_path(comp, root, "sample_submission", "public/sample_submission.csv"),
+        checksums={},
+    )
 
 
 def ensure_prepared(comp: CompetitionConfig, settings: Settings, lite: bool = False) -> PreparedData:
@@ -87,6 +111,11 @@ def ensure_prepared(comp: CompetitionConfig, settings: Settings, lite: bool = Fa
 
 def _prepare_locked(comp: CompetitionConfig, settings: Settings, lite: bool) -> PreparedData:
     root = prepared_root(comp, settings, lite)
+    if root.exists():  # not harness's (no marker) nor a complete mlebench preparation: never delete it
+        raise PrepareError(
+            f"competition {comp.id!r}: {root} exists but is neither harness's preparation nor a complete mlebench "
+            f"one (public/, private/ and {_dataset_path(comp, root, 'answers', 'private/answers.csv').relative_to(root)}); "
+            "finish `mlebench prepare` there, or move it away and prepare again")
     raw = settings.data_dir / comp.id / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     tmp = root.parent / f".tmp-{root.name}-{uuid.uuid4().hex[:8]}"
@@ -109,8 +138,6 @@ def _prepare_locked(comp: CompetitionConfig, settings: Settings, lite: bool) -> 
     except PrepareError:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if root.exists():
-        shutil.rmtree(root)  # a stale half from an older layout; the marker was absent
     tmp.rename(root)
     data = PreparedData(
         competition_id=comp.id,

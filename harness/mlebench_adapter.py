@@ -106,7 +106,7 @@ def _competition(folder: Path, problems: list[str]) -> Optional[CompetitionConfi
     try:
         raw = yaml.safe_load(cfg_path.read_text())
         return CompetitionConfig(**{
-            **raw, "dir": folder, "source": "mlebench", "kind": raw.get("kind", "kaggle"),
+            "id": folder.name, **raw, "dir": folder, "source": "mlebench", "kind": raw.get("kind", "kaggle"),
             # harness's preparer wraps mlebench's: download when needed, then prepare
             "preparer": "harness.mlebench_adapter:prepare", "mlebench_preparer": raw.get("preparer", ""),
         })

@@ -32,8 +32,9 @@ import pandas as pd
 
 from harness.errors import RunError
 from harness.registry import Registry, RegistryError, load_registry
-from harness.runspec import RunInput, RunRequestLike, to_run_spec
+from harness.regrade import record_attempt_report, write_run_report
 from harness.report import grading_report, summarize
+from harness.runspec import RunInput, RunRequestLike, to_run_spec
 from harness.spec import (
     FINAL_STATUSES,
     GRADE_COLUMNS,
@@ -216,7 +217,7 @@ def _finish(rs: RunStore, state: RunState, interrupted: Optional[BaseException])
     state.failed = int(attempts["status"].isin(FINAL_STATUSES - {"succeeded"}).sum()) if len(attempts) else 0
     summary = summarize(state, attempts, rs.technique_grades())
     rs.write_json("summary.json", summary.model_dump(mode="json"))
-    rs.write_json("grading_report.json", grading_report(attempts))
+    write_run_report(rs, attempts)  # mlebench's grading_report.json
     rs.write_state(state)
     if interrupted is not None:
         raise interrupted
@@ -352,6 +353,7 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
     def record(a: AttemptSpec, tries: int, outcome: AttemptOutcome, report: Optional[GradeReport]) -> None:
         row = _row(a, tries, outcome, report, rs)
         rs.write_attempt(row, report.checks if report else ())
+        record_attempt_report(rs, row, report)  # mlebench report files, as attempts finish
         prog.done += 1
         prog.failed += row.status != "succeeded"
 
@@ -525,7 +527,7 @@ def execute_attempt(a: AttemptSpec, ctx: _Context, prep_error: Optional[str]) ->
             attempt_dir=attempt_dir, resources=a.resources, time_limit_s=a.time_limit_s, network=agent.network,
             env={"COMPETITION_ID": a.competition_id, "TASK_ID": a.task_id, "HARNESS_SEED": str(a.seed),
                  "HARNESS_TASK_KIND": a.task_kind, "HARNESS_TECHNIQUE": a.technique or "",
-                 "TIME_LIMIT_SECS": str(int(a.time_limit_s)), **ctx.agent_env},
+                 "TIME_LIMIT_SECS": str(int(a.time_limit_s)), **sample_submission_env(a, ctx.settings), **ctx.agent_env},
         )
         sandbox = get_sandbox(a.sandbox)
         cancel = threading.Event()

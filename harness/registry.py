@@ -117,7 +117,7 @@ def _load_competition(folder: Path, source: str, problems: list[str]) -> Optiona
         problems.append(f"{cfg_path}: expected a mapping of keys, got {type(raw).__name__}")
         return None
     try:
-        comp = CompetitionConfig(**{**raw, "dir": folder, "source": source})
+        comp = CompetitionConfig(**{"id": folder.name, **raw, "dir": folder, "source": source})  # no `id`: the folder's name
     except ValidationError as e:
         problems.append(_pydantic_problem(cfg_path, e))
         return None

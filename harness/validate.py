@@ -3,7 +3,11 @@
     python3 -m harness.validate [SUBMISSION] [--sample SAMPLE]
     /home/validate_submission.sh [SUBMISSION]
 
-Defaults: $SUBMISSION_DIR/submission.csv against $DATA_DIR/sample_submission.csv.
+Defaults: $SUBMISSION_DIR/submission.csv against the competition's sample submission:
+$DATA_DIR/$SAMPLE_SUBMISSION (its name from the competition's config.yaml, set by harness),
+else the first of $DATA_DIR/sample_submission.csv, sampleSubmission.csv, or another
+`*sample*submission*.csv` there. With HARNESS_FORMAT_CHECK=columns (a competition whose
+own grader decides validity) columns the sample lacks are allowed.
 Technique and engineering tasks (HARNESS_TASK_KIND=technique): the outputs named in
 $DATA_DIR/task.json exist, and a JSON output satisfies the task's JSON Schema.
 Exit 0 and "Submission is valid." or exit 1 and the one-line reason.
@@ -15,16 +19,65 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Optional
 
 import pandas as pd
 
 from harness.grading import InvalidSubmissionError, check_submission_format, read_submission
 
+if TYPE_CHECKING:
+    from harness.spec import AttemptSpec, CompetitionConfig, Settings
 
-def validate(submission: Path, sample: Path) -> str | None:
-    """None when `submission` has the sample's format, else the reason it does not."""
+#: the names mlebench's competitions give their sample submission, most common first
+SAMPLE_NAMES = ("sample_submission.csv", "sampleSubmission.csv", "sample_submission_null.csv", "SampleSubmission.csv")
+
+
+def sample_submission_name(comp: "CompetitionConfig") -> str:
+    """The sample submission's path inside the public data folder, from the config's
+    `dataset.sample_submission` (mlebench writes `<id>/prepared/public/sampleSubmission.csv`)."""
+    rel = comp.dataset.get("sample_submission", "")
+    tail = rel.split("prepared/public/", 1)[1] if "prepared/public/" in rel else Path(rel).name
+    return tail or "sample_submission.csv"
+
+
+def sample_submission_env(a: "AttemptSpec", settings: "Settings") -> dict[str, str]:
+    """The sandbox environment that tells this validator the competition's sample submission
+    (`SAMPLE_SUBMISSION`, relative to $DATA_DIR); empty for technique tasks or unknown ids."""
+    if a.task_kind != "competition":
+        return {}
+    from harness.tasks import registry_for
+
+    comp = registry_for(settings).competitions.get(a.competition_id)
+    if comp is None:
+        return {}
+    return {"SAMPLE_SUBMISSION": sample_submission_name(comp), "HARNESS_FORMAT_CHECK": "strict" if comp.source == "builtin" else "columns"}
+
+
+def find_sample(data: Path) -> Optional[Path]:
+    """The sample submission in the data folder `data`: $SAMPLE_SUBMISSION, then the usual names,
+    then any `*sample*submission*.csv` at the top (None when there is none)."""
+    named = os.environ.get("SAMPLE_SUBMISSION")
+    candidates = ([data / named] if named else []) + [data / n for n in SAMPLE_NAMES]
+    for path in candidates:
+        if path.is_file():
+            return path
+    if data.is_dir():
+        for path in sorted(data.iterdir()):
+            low = path.name.lower()
+            if "sample" in low and "submission" in low and low.endswith(".csv") and path.is_file():
+                return path
+    return None
+
+
+def validate(submission: Path, sample: Path, extra_columns: bool = False) -> str | None:
+    """None when `submission` has the sample's format, else the reason it does not.
+    `extra_columns`: columns the sample lacks are allowed (a competition with its own
+    grader, which alone decides; harness's built-in ones are checked strictly)."""
     try:
-        check_submission_format(read_submission(submission, submission.name), pd.read_csv(sample))
+        sub, ref = read_submission(submission, submission.name), pd.read_csv(sample)
+        if extra_columns:
+            sub = sub[[c for c in sub.columns if c in ref.columns]]
+        check_submission_format(sub, ref)
     except InvalidSubmissionError as e:
         return str(e)
     return None
@@ -63,12 +116,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if reason is None else 1
     p = argparse.ArgumentParser(prog="validate_submission", description=__doc__.splitlines()[0])
     p.add_argument("submission", nargs="?", type=Path, default=sub_dir / "submission.csv")
-    p.add_argument("--sample", type=Path, default=data / "sample_submission.csv")
+    p.add_argument("--sample", type=Path, default=None, help="default: the competition's sample submission in $DATA_DIR")
     args = p.parse_args(argv)
-    if not args.sample.is_file():
-        print(f"No sample submission at {args.sample}; nothing to validate against.")
+    if args.sample is None:
+        args.sample = find_sample(data)
+    if args.sample is None or not args.sample.is_file():
+        print(f"No sample submission at {args.sample or data}; nothing to validate against.")
         return 2
-    reason = validate(args.submission, args.sample)
+    reason = validate(args.submission, args.sample, extra_columns=os.environ.get("HARNESS_FORMAT_CHECK") == "columns")
     if reason is None:
         print("Submission is valid.")
         return 0

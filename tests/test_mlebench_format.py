@@ -216,3 +216,19 @@ def test_without_mlebench_its_competitions_are_not_listed() -> None:
     reg = load_registry(Settings(data_dir=Path("/nonexistent"), work_dir=Path("/nonexistent")))
     sources = {c.source for c in reg.competitions.values()}
     assert ("mlebench" in sources) == mlebench_installed()
+
+
+def test_thresholds_come_in_file_order_and_the_score_is_rounded_first() -> None:
+    """mlebench takes the scores at the medal positions as the file lists them (never re-sorted),
+    the direction from the first and last rows, and compares round(score, 5)."""
+    from harness.grading import rank_score
+
+    board = pd.Series([0.10, 0.30, 0.20, 0.40, 0.50, 0.45, 0.60, 0.70, 0.80, 0.90])  # lower is better, not sorted
+    t = leaderboard_thresholds(board)
+    assert t.lower_is_better and (t.gold, t.silver, t.bronze) == (0.10, 0.30, 0.40)  # positions 1, 2, 4
+    assert t.median == float(board.median())
+    tie = rank_score(round(0.3000049, 5), t)  # 0.3000049 misses silver (<= 0.30) before rounding, ties after
+    assert tie["silver_medal"] and tie["any_medal"] and not tie["gold_medal"]
+    median = rank_score(t.median, t)
+    assert not median["above_median"] and rank_score(t.median - 1e-5, t)["above_median"]
+    assert rank_score(None, t) == dict(gold_medal=False, silver_medal=False, bronze_medal=False, any_medal=False, above_median=False)

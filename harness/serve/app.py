@@ -32,6 +32,7 @@ log = logging.getLogger("harness.serve")
 APP_NAME = "harness"
 DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: a run request is a few hundred bytes
 DEFAULT_MAX_RUNS_PER_USER = 4
+GRADE_MAX_BODY_BYTES = 256 << 20  # POST /grade takes a submission file
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 422, 429)}
 
 
@@ -51,6 +52,9 @@ class BodyLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path") == "/grade" and self.max_bytes < GRADE_MAX_BODY_BYTES:
+            await BodyLimit(self.app, GRADE_MAX_BODY_BYTES)(scope, receive, send)  # a submission file, not a run request
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -226,6 +230,30 @@ def create_app(service: RunService, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
         from harness.registry import list_splits, read_competition_set
 
         return {name: read_competition_set(str(path)) for name, path in list_splits().items()}
+
+    # ---------------------------------------------------------------- grading (harness/regrade.py)
+
+    @app.post("/grade", tags=["grading"])
+    async def grade(request: Request, competition_id: Optional[str] = None, lite: Optional[bool] = None,
+                    filename: Optional[str] = None, who: str = Depends(user)) -> dict[str, Any]:
+        """Grade an uploaded submission (multipart field `file` and `competition_id`, or the raw file as
+        the body with `?competition_id=`) without an agent; answers mlebench's report, never the answers."""
+        from starlette.concurrency import run_in_threadpool
+
+        from harness.data import PrepareError
+        from harness.regrade import GradeInputError, grade_upload
+        from harness.registry import RegistryError
+
+        body = await request.body()
+        try:
+            return await run_in_threadpool(grade_upload, body, request.headers.get("content-type", ""),
+                                           competition_id, lite, filename)
+        except GradeInputError as e:
+            raise APIError(400, str(e)) from None
+        except RegistryError as e:
+            raise APIError(404, str(e), field="competition_id") from None
+        except PrepareError as e:
+            raise APIError(409, str(e)) from None
 
     @app.get("/healthz", response_model=Health, tags=["service"])
     def healthz() -> Health:

@@ -17,5 +17,6 @@ if os.environ.get("HARNESS_TASK_KIND") == "technique":
             (out / name).write_text("{}\n")
     print("dummy: wrote empty JSON outputs for technique task", os.environ.get("HARNESS_TECHNIQUE"))
 else:
-    shutil.copyfile(data / "sample_submission.csv", out / "submission.csv")
-    print("dummy: copied sample_submission.csv to", out / "submission.csv")
+    sample = data / os.environ.get("SAMPLE_SUBMISSION", "sample_submission.csv")  # the competition's own name for it
+    shutil.copyfile(sample, out / "submission.csv")
+    print(f"dummy: copied {sample.name} to", out / "submission.csv")
