@@ -9,28 +9,25 @@ from typing import NoReturn, Optional
 
 import typer
 
+from harness.cli_common import USER_ERRORS, fail
+from harness.grading import mlebench_report
+from harness.regrade import GradeInputError, grade, grade_jsonl, regrade
+from harness.spec import Settings
+
 DataDirOpt = typer.Option(None, "--data-dir", help="Prepared data (default $HARNESS_DATA_DIR); an `mlebench prepare`d dir is used as it is.")
 
 
-def _settings(data_dir: Optional[Path]):  # type: ignore[no-untyped-def]
-    from harness.spec import Settings
-
+def _settings(data_dir: Optional[Path]) -> Settings:
     settings = Settings.from_env()
     return settings if data_dir is None else settings.model_copy(update={"data_dir": data_dir.expanduser()})
 
 
 def _errors() -> tuple[type[BaseException], ...]:
-    from harness.cli import _user_errors  # imported here: harness.cli registers these commands
-    from harness.regrade import GradeInputError
-
-    return (*_user_errors(), GradeInputError)
+    return (*USER_ERRORS, GradeInputError)
 
 
 def _fail(e: BaseException) -> NoReturn:
-    from harness.cli import _fail as fail
-
     fail(e)
-    raise typer.Exit(2)
 
 
 def _say(text: str) -> None:
@@ -46,9 +43,6 @@ def grade_sample(
     data_dir: Optional[Path] = DataDirOpt,
 ) -> None:
     """Grade one submission file as `mlebench grade-sample` does and print its report."""
-    from harness.grading import mlebench_report
-    from harness.regrade import grade
-
     try:
         report = mlebench_report(grade(competition_id, submission, lite=lite, settings=_settings(data_dir)))
     except _errors() as e:
@@ -65,7 +59,6 @@ def grade_batch(
     data_dir: Optional[Path] = DataDirOpt,
 ) -> None:
     """Grade a JSONL of submissions as `mlebench grade` does; write its aggregate report."""
-    from harness.regrade import grade_jsonl
 
     try:
         path = grade_jsonl(submissions, output_dir, lite=lite, settings=_settings(data_dir))
@@ -81,7 +74,6 @@ def regrade_run(
     store: Optional[Path] = typer.Option(None, "--store", envvar="HARNESS_RUNS_DIR", help="Run store (default ./runs)."),
 ) -> None:
     """Grade a finished run again from its artifacts (new grader or leaderboard); keeps the old table."""
-    from harness.regrade import regrade
 
     try:
         result = regrade(run_id, store=store)

@@ -32,8 +32,8 @@ import pandas as pd
 
 from harness.errors import RunError
 from harness.registry import Registry, RegistryError, load_registry
-from harness.regrade import record_attempt_report, write_run_report
-from harness.report import grading_report, summarize
+from harness.run_reports import record_attempt_report, write_run_report
+from harness.report import summarize
 from harness.runspec import RunInput, RunRequestLike, to_run_spec
 from harness.spec import (
     FINAL_STATUSES,
@@ -57,6 +57,7 @@ from harness.sandbox.base import SandboxJob, agent_command
 from harness.sandbox.docker import DockerSandbox
 from harness.store import RunStore, default_store
 from harness.tasks import VALIDATE_SCRIPT, backend_for
+from harness.validate import sample_submission_env
 from harness.technique import plan_technique_attempts
 
 SECRET = re.compile(r"\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")

@@ -23,20 +23,15 @@ import pyarrow as pa
 
 from harness.grading import aggregate_reports, grade_submission, mlebench_report
 from harness.spec import AttemptResult, AttemptSpec, GradeReport, Resources, Settings, utcnow
-from harness.store import ATTEMPTS_SCHEMA, RunStore, atomic_write_text, default_store
+from harness.data import ensure_prepared
+from harness.errors import RegistryError
+from harness.orchestrator import _refuse_if_live
+from harness.report import summarize
+from harness.run_reports import ATTEMPT_REPORT, GRADE_FIELDS, GRADED_STATUSES, RUN_REPORT, _rows, _run_entry, write_run_report
+from harness.store import ATTEMPTS_SCHEMA, RunStore, _write_table, atomic_write_text, default_store
+from harness.tasks import CompetitionTask, registry_for
 
 log = logging.getLogger("harness.regrade")
-
-#: an attempt's report file, next to its submission/, code/ and logs/
-ATTEMPT_REPORT = "competition_report.json"
-RUN_REPORT = "grading_report.json"
-#: the row's columns a grade fills (the rest describe how the attempt ran)
-GRADE_FIELDS = ("score", "submission_exists", "valid_submission", "invalid_reason", "gold_threshold",
-                "silver_threshold", "bronze_threshold", "median_threshold", "any_medal", "gold_medal",
-                "silver_medal", "bronze_medal", "above_median", "is_lower_better")
-#: statuses whose attempts were graded (the others never reached the grader)
-GRADED_STATUSES = frozenset({"succeeded", "agent_failed", "timeout", "oom"})
-
 
 class GradeInputError(ValueError):
     """A grading input (JSONL line, run) is unusable; the message names it and the fix."""
@@ -51,8 +46,6 @@ def grade(competition_id: str, submission: str | Path, lite: bool = False,
     a built-in competition's data first if needed; an mlebench data dir is used in place).
     `lite`: the lite data and leaderboard. Raises RegistryError for an unknown id and
     PrepareError when the data cannot be had; never for what the file holds."""
-    from harness.data import ensure_prepared
-    from harness.tasks import registry_for
 
     settings = settings or Settings.from_env()
     comp = registry_for(settings).competition(competition_id)
@@ -90,7 +83,6 @@ def grade_jsonl(submissions: Path, output_dir: Path, lite: bool = False,
     `output_dir/<timestamp>_grading_report.json` (its name in mlebench) and, the same content,
     `output_dir/grading_report.json`. Returns the timestamped path. An unknown competition id
     raises RegistryError naming its line; nothing is written then."""
-    from harness.registry import RegistryError
 
     reports = []
     for n, (cid, sub) in enumerate(read_submissions_jsonl(submissions), 1):
@@ -105,82 +97,6 @@ def grade_jsonl(submissions: Path, output_dir: Path, lite: bool = False,
     atomic_write_text(path, text)
     atomic_write_text(output_dir / RUN_REPORT, text)
     return path
-
-
-# ---------------------------------------------------------------- a run's report files
-
-_RUN_REPORTS: dict[str, dict[str, dict[str, Any]]] = {}
-
-
-def _run_entry(report: dict[str, Any], attempt_id: str, seed: int) -> dict[str, Any]:
-    return {**report, "submission_path": f"artifacts/{attempt_id}/submission/submission.csv",
-            "attempt_id": attempt_id, "seed": int(seed)}
-
-
-def record_attempt_report(rs: RunStore, row: AttemptResult, report: Optional[GradeReport]) -> None:
-    """After `row` was recorded: write the attempt's mlebench report next to its artifacts
-    (`artifacts/<attempt_id>/competition_report.json`) and rewrite the run's
-    `grading_report.json` with every graded competition attempt so far, so a run that
-    crashes still has a valid report of what it finished. A no-op for ungraded attempts
-    (infrastructure failures, cancelled) and technique tasks."""
-    if report is None or row.task_kind != "competition":
-        return
-    entry = _run_entry(mlebench_report(report), row.attempt_id, row.seed)
-    key = str(rs.dir.resolve())
-    try:
-        atomic_write_text(rs.artifacts_dir(row.attempt_id) / ATTEMPT_REPORT, json.dumps(entry, indent=4))
-        if key not in _RUN_REPORTS:  # first attempt this process records for the run (a resume: the earlier ones)
-            _RUN_REPORTS[key] = _reports_on_disk(rs)
-        _RUN_REPORTS[key][row.attempt_id] = entry
-        rs.write_json(RUN_REPORT, aggregate_reports([_RUN_REPORTS[key][a] for a in sorted(_RUN_REPORTS[key])]))
-    except OSError as e:  # the row is recorded; the report is rebuilt from the rows when the run ends
-        log.warning("could not write the grading report of %s: %s", row.attempt_id, e)
-
-
-def _reports_on_disk(rs: RunStore) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for path in sorted((rs.dir / "artifacts").glob(f"*/{ATTEMPT_REPORT}")):
-        try:
-            entry = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(entry, dict) and entry.get("attempt_id") == path.parent.name:
-            out[path.parent.name] = entry
-    return out
-
-
-def write_run_report(rs: RunStore, attempts: Any) -> dict[str, Any]:
-    """The run's `grading_report.json` from its attempts table (a DataFrame): each graded
-    competition attempt's report file, or (a run recorded before those files) the report
-    rebuilt from its row. Returns what it wrote."""
-    on_disk = _reports_on_disk(rs)
-    reports = []
-    for r in _rows(attempts):
-        if r["task_kind"] != "competition" or r["status"] not in GRADED_STATUSES:
-            continue
-        entry = on_disk.get(r["attempt_id"])
-        if entry is None:
-            fields = {k: r[k] for k in GRADE_FIELDS}
-            gr = GradeReport(competition_id=r["competition_id"], created_at=r["ended_at"] or utcnow(),
-                             **{k: v for k, v in fields.items() if v is not None})
-            entry = _run_entry(mlebench_report(gr), r["attempt_id"], r["seed"])
-        reports.append(entry)
-    reports.sort(key=lambda e: e["attempt_id"])
-    aggregate = aggregate_reports(reports)
-    rs.write_json(RUN_REPORT, aggregate)
-    _RUN_REPORTS.pop(str(rs.dir.resolve()), None)
-    return aggregate
-
-
-def _rows(attempts: Any) -> list[dict[str, Any]]:
-    """An attempts DataFrame as plain Python rows (None for nulls, native types)."""
-    if attempts is None or len(attempts) == 0:
-        return []
-    rows: list[dict[str, Any]] = pa.Table.from_pandas(attempts, schema=ATTEMPTS_SCHEMA, preserve_index=False).to_pylist()
-    return rows
-
-
-# ---------------------------------------------------------------- regrade
 
 
 @dataclass
@@ -201,11 +117,6 @@ def regrade(run_id: str, store: Path | str | None = None, settings: Optional[Set
     `grading_report.<timestamp>.json`). A row's grade columns change only where the new
     grade differs (then also its grade_seconds); technique rows and attempts that never
     reached the grader stay as they were. Raises RunNotFound, or RunError for a live run."""
-    from harness.data import ensure_prepared
-    from harness.orchestrator import _refuse_if_live
-    from harness.report import summarize
-    from harness.store import _write_table
-    from harness.tasks import CompetitionTask, registry_for
 
     rs = RunStore(store if store is not None else default_store(), run_id)
     state = rs.read_state()

@@ -45,7 +45,7 @@ def sample_submission_env(a: "AttemptSpec", settings: "Settings") -> dict[str, s
     (`SAMPLE_SUBMISSION`, relative to $DATA_DIR); empty for technique tasks or unknown ids."""
     if a.task_kind != "competition":
         return {}
-    from harness.tasks import registry_for
+    from harness.tasks import registry_for  # the driver side only: inside a sandbox the validator stays light
 
     comp = registry_for(settings).competitions.get(a.competition_id)
     if comp is None:
