@@ -60,6 +60,8 @@ def run(
     store: Optional[Path] = StoreOpt,
     address: Optional[str] = typer.Option(None, "--address", envvar="RAY_ADDRESS", help="Ray cluster address (default: a local Ray)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON last."),
+    ray_resource: Optional[List[str]] = typer.Option(None, "--ray-resource",
+                                                     help="NAME=AMOUNT: a custom Ray resource every attempt needs (repeatable)."),
 ) -> None:
     """Run an agent on competitions or technique tasks; one Parquet row per attempt."""
     import harness
@@ -86,6 +88,7 @@ def run(
             max_concurrency=max_concurrency, max_retries=max_retries, time_limit_s=time_limit,
             technique_tasks=tt, engineering_tasks=_comma_list(engineering_tasks), store=store, resume=resume,
             address=address, progress=on_progress, on_start=on_start,
+            ray_resources=_ray_resources(ray_resource or []),
         )
     except KeyboardInterrupt:
         progress.stop()
@@ -341,6 +344,18 @@ def sandbox_gc(all_: bool = typer.Option(False, "--all", help="Also containers w
     for name in removed:
         out.print(f"removed {name}")
     console.print(f"{len(removed)} container(s) removed")
+
+
+def _ray_resources(items: List[str]) -> dict[str, float]:
+    """`--ray-resource worker=0.5` flags as a dict; a malformed one is a usage error."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, amount = item.partition("=")
+        try:
+            out[name.strip()] = float(amount) if sep else 1.0
+        except ValueError:
+            _fail(f"--ray-resource {item!r}: expected NAME=AMOUNT, e.g. --ray-resource harness_worker=1")
+    return out
 
 
 @app.command("serve")
