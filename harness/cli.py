@@ -126,6 +126,8 @@ def run(
     store: Optional[Path] = StoreOpt,
     address: Optional[str] = typer.Option(None, "--address", envvar="RAY_ADDRESS", help="Ray cluster address (default: a local Ray)."),
     as_json: bool = typer.Option(False, "--json", help="After the run id, print the summary as JSON (no tables)."),
+    ray_resource: Optional[List[str]] = typer.Option(None, "--ray-resource",
+                                                     help="NAME=AMOUNT: a custom Ray resource every attempt needs (repeatable)."),
 ) -> None:
     """Run an agent on competitions or technique tasks; one Parquet row per attempt.
     Prints the run id first. Exit code 1 when the run ended with failures."""
@@ -140,7 +142,8 @@ def run(
             given = RunInput(competitions=list(competition) if competition else None, split=split, agent=agent, seeds=seeds,
                              lite=lite, sandbox=sandbox, max_concurrency=max_concurrency, max_retries=max_retries,
                              time_limit_s=time_limit, technique_tasks=_comma_list(technique_tasks),
-                             engineering_tasks=_comma_list(engineering_tasks))
+                             engineering_tasks=_comma_list(engineering_tasks),
+                             ray_resources=_ray_resources(ray_resource or []))
     except USER_ERRORS as e:
         _fail(e)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -406,6 +409,18 @@ def sandbox_gc(all_: bool = typer.Option(False, "--all", help="Also containers w
     for name in removed:
         out.print(f"removed {name}")
     console.print(f"{len(removed)} container(s) removed")
+
+
+def _ray_resources(items: List[str]) -> dict[str, float]:
+    """`--ray-resource worker=0.5` flags as a dict; a malformed one is a usage error."""
+    res: dict[str, float] = {}
+    for item in items:
+        name, sep, amount = item.partition("=")
+        try:
+            res[name.strip()] = float(amount) if sep else 1.0
+        except ValueError:
+            _fail(f"--ray-resource {item!r}: expected NAME=AMOUNT, e.g. --ray-resource harness_worker=1")
+    return res
 
 
 @app.command("serve")

@@ -149,6 +149,7 @@ def run(
     progress: Optional[Callable[[RunProgress], None]] = None,
     cancel_event: Optional[threading.Event] = None,
     on_start: Optional[Callable[[str], None]] = None,
+    ray_resources: Optional[dict[str, float]] = None,
 ) -> RunResult:
     """Run an agent on competitions (and/or technique tasks) and record every attempt.
 
@@ -173,7 +174,8 @@ def run(
             split=split, agent=agent, seeds=seeds, lite=lite, sandbox=sandbox,
             max_concurrency=max_concurrency, max_retries=max_retries, time_limit_s=time_limit_s,
             technique_tasks=technique_tasks if isinstance(technique_tasks, (bool, str)) else list(technique_tasks),
-            engineering_tasks=engineering_tasks if isinstance(engineering_tasks, str) else list(engineering_tasks), owner=owner)
+            engineering_tasks=engineering_tasks if isinstance(engineering_tasks, str) else list(engineering_tasks), owner=owner,
+            ray_resources=dict(ray_resources or {}))
         spec = to_run_spec(registry, given)
         owner = owner or spec.owner
         rs = RunStore(root, run_id or new_run_id(spec.agent))
@@ -288,7 +290,14 @@ def _init_ray(address: Optional[str]) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     address = address or os.environ.get("RAY_ADDRESS")
     if address and address != "local":
-        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+        try:
+            ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+        except Exception as e:
+            if "auth" in f"{type(e).__name__} {e}".lower():
+                raise RunError(f"the Ray cluster at {address} refused this client: it uses token authentication. "
+                               "Set RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN "
+                               "(or RAY_AUTH_TOKEN_PATH), as in the README's cluster section") from None
+            raise
     else:
         # "local": always a fresh embedded instance, never a `ray start` cluster that happens to run here
         ray.init(address="local", include_dashboard=False, logging_level="ERROR", log_to_driver=False)
@@ -300,10 +309,14 @@ def check_resources(agent: AgentConfig, spec: RunSpec) -> None:
 
     res = agent.resources
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    fits = [n for n in nodes if n.get("CPU", 0) >= res.cpus and n.get("GPU", 0) >= res.gpus]
+    fits = [n for n in nodes if n.get("CPU", 0) >= res.cpus and n.get("GPU", 0) >= res.gpus
+            and all(n.get(k, 0) >= v for k, v in spec.ray_resources.items())]
     if not fits:
         biggest = max((n.get("CPU", 0) for n in nodes), default=0)
         gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+        if spec.ray_resources and any(n.get("CPU", 0) >= res.cpus for n in nodes):
+            raise RunError(f"no node of the cluster has the resources {spec.ray_resources} asked for with "
+                           "--ray-resource; start nodes with `ray start --resources=...` or drop the flag")
         raise RunError(
             f"agent {agent.id!r} asks for {res.cpus:g} CPU(s) and {res.gpus} GPU(s); the largest node has "
             f"{biggest:g} CPU(s) and {gpus:g} GPU(s). Lower `resources` in its config.yaml or add nodes"
@@ -327,15 +340,18 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
     import ray
 
     bundle, sha = _bundle_agent(agent)
+    settings = settings.model_copy(update={"driver_node": ray.get_runtime_context().get_node_id()})
     ctx = _Context(settings=settings, store_root=str(rs.root.resolve()), driver_node=ray.get_runtime_context().get_node_id(),
                    agent_bundle=ray.put(bundle), agent_bundle_sha=sha, agent_env=agent_env, agent=agent)
     res = agent.resources
-    attempt_task = _attempt_task.options(num_cpus=res.cpus, num_gpus=res.gpus, max_retries=0)
+    attempt_task = _attempt_task.options(num_cpus=res.cpus, num_gpus=res.gpus, max_retries=0,
+                                         resources=dict(spec.ray_resources))
+    prepare_task = _prepare_task.options(resources=dict(spec.ray_resources))
     prep: dict[tuple[str, str, bool], Any] = {}
     for a in todo:
         key = (a.task_kind, a.task_id if a.task_kind == "technique" else a.competition_id, a.lite)
         if key not in prep:
-            prep[key] = _prepare_task.remote(a, settings)
+            prep[key] = prepare_task.remote(a, settings)
     prep_of = lambda a: prep[(a.task_kind, a.task_id if a.task_kind == "technique" else a.competition_id, a.lite)]  # noqa: E731
 
     # default: enough in flight to fill every CPU twice over, so the driver never holds thousands of refs
@@ -473,7 +489,7 @@ import ray  # noqa: E402  (the tasks below are Ray remote functions)
 def _prepare_task(a: AttemptSpec, settings: Settings) -> Optional[str]:
     """Prepare one task's data on some node. Returns an error message, or None."""
     try:
-        backend_for(a).prepare(a, settings)
+        backend_for(a).prepare(a, settings.on_this_node())
         return None
     except Exception as e:
         return f"{type(e).__name__}: {e}"
@@ -486,7 +502,7 @@ class _Grader:
     (above its soft worker limit), paying the imports of pandas and the graders each time."""
 
     def grade(self, a: AttemptSpec, settings: Settings, outputs: dict[str, bytes]) -> GradeReport:
-        return backend_for(a).grade(a, settings, outputs)
+        return backend_for(a).grade(a, settings.on_this_node(), outputs)
 
 
 @ray.remote
@@ -497,9 +513,10 @@ def _attempt_task(a: AttemptSpec, ctx: _Context, prep_error: Optional[str]) -> A
 def execute_attempt(a: AttemptSpec, ctx: _Context, prep_error: Optional[str]) -> AttemptOutcome:
     """The body of an attempt's Ray task: data on this node, the agent in its sandbox, outputs back."""
     started = utcnow()
+    ctx = dataclasses.replace(ctx, settings=ctx.settings.on_this_node())  # this node's own disk
     node_id = ray.get_runtime_context().get_node_id()
     host = socket.gethostname()
-    base = dict(attempt_id=a.attempt_id, sandbox=a.sandbox, node=host)
+    base = dict(attempt_id=a.attempt_id, sandbox=a.sandbox, node=f"{host}:{node_id[:8]}")  # host and Ray node (several nodes may share a host)
 
     def infra(msg: str) -> AttemptOutcome:
         return AttemptOutcome(**base, status="infra_error", started_at=started, ended_at=utcnow(), error=msg)

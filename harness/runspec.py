@@ -41,6 +41,7 @@ class RunInput(BaseModel):
     technique_tasks: Union[bool, list[str], str] = False
     engineering_tasks: Union[list[str], str] = Field(default_factory=list)
     owner: Optional[str] = None
+    ray_resources: dict[str, float] = Field(default_factory=dict)
 
 
 RunRequestLike = Union[RunInput, RunSpec, Mapping[str, Any]]
@@ -73,7 +74,7 @@ def to_run_spec(registry: Registry, given: RunRequestLike) -> RunSpec:
         return RunSpec(competitions=ids, agent=inp.agent, seeds=inp.seeds, lite=inp.lite, sandbox=inp.sandbox,
                        max_concurrency=inp.max_concurrency, max_retries=inp.max_retries, time_limit_s=inp.time_limit_s,
                        technique_tasks=technique, engineering_tasks=engineering, owner=inp.owner,
-                       include_competitions=not (technique or engineering))
+                       include_competitions=not (technique or engineering), ray_resources=inp.ray_resources)
     except ValidationError as e:
         raise RunError(_field_problem("run input", e)) from None
 

@@ -91,6 +91,23 @@ class Settings(Frozen):
     competitions_path: tuple[Path, ...] = ()
     agents_path: tuple[Path, ...] = ()
     work_dir: Path
+    #: the Ray node the driver runs on; on any other node the node's own HARNESS_DATA_DIR and
+    #: HARNESS_WORK_DIR (its own disk) take the place of the driver's
+    driver_node: Optional[str] = None
+
+    def on_this_node(self) -> "Settings":
+        """These settings as they apply in a Ray task on the current node (see `driver_node`)."""
+        import os
+
+        import ray
+
+        if self.driver_node is None or not ray.is_initialized():
+            return self
+        if ray.get_runtime_context().get_node_id() == self.driver_node:
+            return self
+        update = {field: Path(os.environ[var]).expanduser()
+                  for field, var in (("data_dir", "HARNESS_DATA_DIR"), ("work_dir", "HARNESS_WORK_DIR")) if os.environ.get(var)}
+        return self.model_copy(update=update) if update else self
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -123,6 +140,17 @@ class RunSpec(Frozen):
     engineering_tasks: list[str] = Field(default_factory=list)
     include_competitions: bool = True
     owner: Optional[str] = None
+    #: custom Ray resources every attempt (and its data preparation) needs, to steer attempts onto
+    #: nodes started with `ray start --resources='{"name": N}'`
+    ray_resources: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("ray_resources")
+    @classmethod
+    def _ray_resources(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, amount in v.items():
+            if not (0 < amount < 1e6) or name in ("CPU", "GPU", "memory"):
+                raise ValueError(f"ray resource {name}={amount}: give a custom resource name and an amount > 0")
+        return v
 
     @field_validator("agent")
     @classmethod

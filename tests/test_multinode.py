@@ -1,0 +1,203 @@
+"""A real multi-node Ray cluster on this machine: a head with no CPUs and two worker nodes
+(`ray start` processes, each with its own HARNESS_DATA_DIR and HARNESS_WORK_DIR and a custom
+resource), token authentication on. Runs go in through `ray job submit` (and the
+`experiments/submit_run.py` entry script that `ray submit` uses), so the driver sits on the
+head and every attempt executes on a worker: data prepared on the worker's own disk, the agent
+folder travelling with the attempt, artifacts arriving in the store. A worker node killed
+mid-run (its whole process group, by PID) costs the agent nothing: its attempts come back as
+infrastructure failures, are retried on the other worker, and the table has one row per attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from harness.store import RunStore, list_runs
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+RAY = str(Path(sys.executable).parent / "ray")
+REPO = Path(__file__).resolve().parent.parent
+TEST_AGENTS = Path(__file__).parent / "agents"
+RESOURCE = "harness_worker"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Cluster:
+    """The processes this module started; stopped through their own process groups only."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.token = secrets.token_hex(16)
+        self.gcs, self.dash = _free_port(), _free_port()
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.dirs: dict[str, dict[str, Path]] = {}
+
+    def env(self, name: str, token: bool = True) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_ADDRESS", "RAY_AUTH"))}
+        dirs = self.dirs.setdefault(name, {"data": self.root / name / "data", "work": self.root / name / "work"})
+        for d in dirs.values():
+            d.mkdir(parents=True, exist_ok=True)
+        env.update(RAY_USAGE_STATS_ENABLED="0", HARNESS_DATA_DIR=str(dirs["data"]), HARNESS_WORK_DIR=str(dirs["work"]),
+                   HARNESS_AGENTS_PATH=str(TEST_AGENTS))
+        if token:
+            env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=self.token)
+        return env
+
+    def start(self, name: str, args: list[str]) -> None:
+        log = open(self.root / f"{name}.log", "wb")
+        self.procs[name] = subprocess.Popen([RAY, "start", "--block", "--disable-usage-stats", *args], env=self.env(name),
+                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def job_address(self) -> str:
+        return f"http://127.0.0.1:{self.dash}"
+
+    def submit(self, entrypoint: list[str], token: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([RAY, "job", "submit", "--address", self.job_address, "--", *entrypoint],
+                              env=self.env("client", token), capture_output=True, text=True, timeout=timeout)
+
+    def alive_nodes(self) -> int:
+        """Alive nodes as the GCS sees them (-1 while it cannot be asked)."""
+        code = ("import ray, json; ray.init(address='127.0.0.1:%d', logging_level='ERROR'); "
+                "print(json.dumps(sum(1 for n in ray.nodes() if n['Alive'])))" % self.gcs)
+        out = subprocess.run([sys.executable, "-c", code], env=self.env("probe"), capture_output=True, text=True, timeout=120)
+        return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else -1
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+    def stop(self) -> None:
+        for name in list(self.procs)[::-1]:  # workers first, then the head
+            proc = self.procs.pop(name)
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=60)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+
+    def log(self, name: str) -> str:
+        return (self.root / f"{name}.log").read_text(errors="replace")[-3000:]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = Cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        # the head runs the drivers (Ray jobs) and no attempts: it has no CPUs
+        c.start("head", ["--head", f"--port={c.gcs}", "--node-ip-address=127.0.0.1", "--num-cpus=0", "--dashboard-host=127.0.0.1",
+                         f"--dashboard-port={c.dash}", "--include-dashboard=true",
+                         f"--dashboard-agent-listen-port={_free_port()}"])
+        _wait(lambda: c.submit(["true"], timeout=120).returncode == 0, c, "head")
+        for n, name in enumerate(("worker-a", "worker-b"), start=2):  # one at a time: a raylet has 30 s to register
+            c.start(name, [f"--address=127.0.0.1:{c.gcs}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+                           f"--resources={json.dumps({RESOURCE: 1})}", f"--dashboard-agent-listen-port={_free_port()}",
+                           f"--metrics-export-port={_free_port()}"])
+            _wait(lambda n=n: c.alive_nodes() == n, c, name)
+        yield c
+    finally:
+        c.stop()
+
+
+def _wait(ok: Any, c: Cluster, name: str, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if ok():
+            return
+        if any(p.poll() is not None for p in c.procs.values()):
+            break
+        time.sleep(2)
+    raise AssertionError(f"the cluster did not come up; {name}'s log ends with:\n{c.log(name)}")
+
+
+def _only_run(store: Path) -> tuple[str, Any]:
+    runs = list_runs(store)
+    assert len(runs) == 1, runs
+    return runs[0].run_id, RunStore(store, runs[0].run_id).attempts()
+
+
+def test_attempts_run_on_the_workers_own_disks(cluster: Cluster, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    proc = cluster.submit(["harness", "run", "-c", "breast-cancer-diagnosis", "-c", "diabetes-progression", "--lite",
+                           "--agent", "dummy", "--seeds", "2", "--ray-resource", f"{RESOURCE}=1", "--store", str(store)])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_id, rows = _only_run(store)
+    assert len(rows) == 4 and (rows["status"] == "succeeded").all() and rows["valid_submission"].all(), rows.to_string()
+    # attempts ran on the two workers (node = host:ray-node-id), never on the head
+    assert rows["node"].nunique() == 2, rows["node"].tolist()
+    used = [n for n in ("worker-a", "worker-b") if (cluster.dirs[n]["work"] / run_id).is_dir()]
+    assert len(used) == 2, used
+    for name in used:  # each worker prepared the data it needed on its own disk, the head none
+        assert any(cluster.dirs[name]["data"].glob("*/prepared*")), list(cluster.dirs[name]["data"].rglob("*"))[:20]
+    assert not any(cluster.dirs["head"]["data"].iterdir())
+    # the artifacts came back into the driver's store
+    for attempt_id in rows["attempt_id"]:
+        sub = store / run_id / "artifacts" / attempt_id / "submission" / "submission.csv"
+        assert sub.is_file() and sub.stat().st_size > 0
+
+
+def test_entry_script_and_token_auth(cluster: Cluster, tmp_path: Path) -> None:
+    refused = cluster.submit(["true"], token=False, timeout=120)
+    assert refused.returncode != 0, "a client without the cluster's token was let in"
+    store = tmp_path / "store"
+    script = REPO / "experiments" / "submit_run.py"
+    proc = cluster.submit([sys.executable, str(script), "-c", "diabetes-progression", "--lite", "--agent", "dummy",
+                           "--ray-resource", f"{RESOURCE}=1", "--store", str(store)])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    _, rows = _only_run(store)
+    assert len(rows) == 1 and rows["status"].tolist() == ["succeeded"]
+    # `--address` without the token: one line naming RAY_AUTH_MODE, no traceback
+    env = cluster.env("client", token=False)
+    direct = subprocess.run([sys.executable, "-m", "harness.cli", "run", "-c", "diabetes-progression", "--agent", "dummy",
+                             "--address", f"127.0.0.1:{cluster.gcs}", "--store", str(tmp_path / "s2")],
+                            env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert direct.returncode == 2 and "RAY_AUTH_MODE" in direct.stdout + direct.stderr, direct.stdout + direct.stderr
+    assert "Traceback" not in direct.stdout + direct.stderr
+
+
+def test_a_worker_node_killed_mid_run_costs_the_agent_nothing(cluster: Cluster, tmp_path: Path) -> None:
+    """Last in the module: it kills worker-b for good."""
+    store = tmp_path / "store"
+    log = open(tmp_path / "job.log", "w")
+    job = subprocess.Popen([RAY, "job", "submit", "--address", cluster.job_address, "--", "harness", "run",
+                            "-c", "breast-cancer-diagnosis", "--lite", "--agent", "slow", "--seeds", "6",
+                            "--ray-resource", f"{RESOURCE}=1", "--store", str(store)],
+                           env=cluster.env("client"), stdout=log, stderr=subprocess.STDOUT)
+    # kill worker-b as soon as an attempt is running there
+    victim = cluster.dirs["worker-b"]["work"]
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not any(victim.glob("*/*/logs")):
+        assert job.poll() is None, (tmp_path / "job.log").read_text()[-3000:]
+        time.sleep(0.2)
+    assert any(victim.glob("*/*/logs")), "no attempt ever started on worker-b"
+    cluster.kill("worker-b")
+    assert job.wait(timeout=600) == 0, (tmp_path / "job.log").read_text()[-3000:]
+    _, rows = _only_run(store)
+    assert len(rows) == 6 and rows["attempt_id"].is_unique
+    assert (rows["status"] == "succeeded").all(), rows[["attempt_id", "status", "error"]].to_string()
+    assert rows["tries"].max() >= 2, "the attempt on the killed node was not retried"
