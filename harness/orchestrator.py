@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import pandas as pd
 
-from harness.errors import RunError
+from harness.errors import RunError as RunError  # re-exported (callers import it from here)
 from harness.registry import Registry, RegistryError, load_registry
 from harness.run_reports import record_attempt_report, write_run_report
 from harness.report import summarize
