@@ -370,6 +370,12 @@ def serve_(
         console.print("stopped; runs cut off with a local Ray are resumable (POST /runs/{id}/resume)")
 
 
+from harness.cli_ui import compare as _compare, view as _view  # noqa: E402  (dashboard commands)
+
+app.command("view")(_view)
+app.command("compare")(_compare)
+
+
 def main() -> None:
     app()
 
