@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.report import medal_name, summarize
+from harness.report import summarize
 from harness.spec import RunState
 from harness.store import RunStore
 from harness.ui import files
@@ -192,7 +192,6 @@ def read_extra_table(rs: RunStore, name: str) -> pd.DataFrame:
 @dataclass
 class CompetitionView:
     competition_id: str
-    rows: pd.DataFrame
     plot_svg: str
     stats: dict[str, Any]
     details: Optional[dict[str, Any]] = None  # {"groups": [...], "rows": [(attempt_id, seed, [cells])]}
@@ -205,56 +204,90 @@ class TechniqueView:
     score_mean: Optional[float] = None
 
 
-def _thresholds(g: pd.DataFrame, competition_id: str, lite: bool) -> dict[str, Optional[float]]:
-    out: dict[str, Optional[float]] = {}
-    for name in ("gold", "silver", "bronze", "median"):
-        s = g[f"{name}_threshold"].dropna() if f"{name}_threshold" in g.columns else pd.Series([], dtype=float)
-        out[name] = float(s.iloc[0]) if len(s) else None
-    if all(v is None for v in out.values()):
-        out = dict(_registry_thresholds(competition_id, lite)) or out
-    return out
+def _medal(gold: Any, silver: Any, bronze: Any) -> str:
+    return "gold" if gold is True else "silver" if silver is True else "bronze" if bronze is True else ""
+
+
+def read_attempts(rs: RunStore) -> pd.DataFrame:
+    """The run's attempts table. A finished run whose compacted attempts.parquet is newer than every
+    per-attempt file is read from that one file (the store's reader opens them all), cached by its
+    modification time and size."""
+    compacted = rs.dir / "attempts.parquet"
+    try:
+        cst = os.stat(compacted)
+        newest = max((e.stat().st_mtime_ns for e in os.scandir(rs.attempts_dir) if e.name.endswith(".parquet")),
+                     default=0)
+    except OSError:
+        return rs.attempts()
+    if newest > cst.st_mtime_ns:
+        return rs.attempts()
+    return _read_compacted(str(compacted), cst.st_mtime_ns, cst.st_size).copy()
+
+
+@functools.lru_cache(maxsize=16)
+def _read_compacted(path: str, mtime_ns: int, size: int) -> pd.DataFrame:
+    from harness.store import ATTEMPTS_SCHEMA
+
+    return pq.read_table(path, schema=ATTEMPTS_SCHEMA).to_pandas()
 
 
 def attempt_href(base: str, run_id: str, attempt_id: str) -> str:
     return f"{base}/runs/{run_id}/attempts/{attempt_id}"
 
 
+_COMP_COLUMNS = ("attempt_id", "competition_id", "seed", "score", "valid_submission", "gold_medal", "silver_medal",
+                 "bronze_medal", "any_medal", "above_median", "is_lower_better", "status", "gold_threshold",
+                 "silver_threshold", "bronze_threshold", "median_threshold")
+
+
+def _records(df: pd.DataFrame, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Rows as plain dicts of Python values (NaN/NaT as None): iterating pandas rows is the slow part."""
+    table = pa.Table.from_pandas(df[[c for c in columns if c in df.columns]], preserve_index=False)
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in table.to_pylist()]
+
+
 def competition_views(base: str, state: RunState, df: pd.DataFrame, details: pd.DataFrame) -> list[CompetitionView]:
+    """Per competition of the run: its plot (SVG) and medal-table numbers."""
+    from harness.report import mean_sem
+
     comp = df[df["task_kind"] == "competition"] if len(df) else df
+    by_comp: dict[str, list[dict[str, Any]]] = {}
+    for r in (_records(comp, _COMP_COLUMNS) if len(comp) else []):
+        by_comp.setdefault(str(r["competition_id"]), []).append(r)
     out = []
     lite = bool(state.spec.lite)
-    for cid, g in (comp.groupby("competition_id", sort=True) if len(comp) else []):
-        cid = str(cid)
-        g = g.sort_values(["seed", "attempt_id"])
-        lower = g["is_lower_better"].dropna()
-        lower_b = bool(lower.iloc[0]) if len(lower) else None
-        marks = [AttemptMark(attempt_id=str(r.attempt_id), seed=int(r.seed),
-                             score=None if pd.isna(r.score) or not bool(r.valid_submission) else float(r.score),
-                             medal=medal_name(pd.Series({"gold_medal": r.gold_medal, "silver_medal": r.silver_medal,
-                                                         "bronze_medal": r.bronze_medal})),
-                             href=attempt_href(base, state.run_id, str(r.attempt_id)), status=str(r.status))
-                 for r in g.itertuples(index=False)]
-        thresholds = _thresholds(g, cid, lite)
+    for cid in sorted(by_comp):
+        recs = sorted(by_comp[cid], key=lambda r: (r["seed"], r["attempt_id"]))
+        lowers = [r["is_lower_better"] for r in recs if r["is_lower_better"] is not None]
+        lower_b = bool(lowers[0]) if lowers else None
+        marks = [AttemptMark(attempt_id=str(r["attempt_id"]), seed=int(r["seed"]),
+                             score=None if r["score"] is None or not r["valid_submission"] else float(r["score"]),
+                             medal=_medal(r["gold_medal"], r["silver_medal"], r["bronze_medal"]),
+                             href=attempt_href(base, state.run_id, str(r["attempt_id"])), status=str(r["status"]))
+                 for r in recs]
+        thresholds: dict[str, Optional[float]] = {}
+        for name in ("gold", "silver", "bronze", "median"):
+            vals = [r[f"{name}_threshold"] for r in recs if r.get(f"{name}_threshold") is not None]
+            thresholds[name] = float(vals[0]) if vals else None
+        if all(v is None for v in thresholds.values()):
+            thresholds = dict(_registry_thresholds(cid, lite)) or thresholds
         svg = leaderboard_plot(cid, leaderboard_scores(cid, lite), thresholds, marks, lower_b)
-        scores = g["score"].dropna().astype(float)
-        from harness.report import mean_sem
+        m, s = mean_sem([float(r["score"]) for r in recs if r["score"] is not None])
 
-        m, s = mean_sem(scores.tolist())
+        def count(col: str, recs: list[dict[str, Any]] = recs) -> int:
+            return sum(1 for r in recs if r.get(col) is True)
 
-        def count(col: str, g: pd.DataFrame = g) -> int:
-            return int(g[col].fillna(False).astype(bool).sum())
-
-        stats = dict(attempts=len(g), valid=count("valid_submission"), gold=count("gold_medal"),
+        stats = dict(attempts=len(recs), valid=count("valid_submission"), gold=count("gold_medal"),
                      silver=count("silver_medal"), bronze=count("bronze_medal"), any_medal=count("any_medal"),
                      above_median=count("above_median"), score_mean=m, score_sem=s, lower_is_better=lower_b,
                      thresholds=thresholds)
-        view = CompetitionView(competition_id=cid, rows=g, plot_svg=svg, stats=stats)
+        view = CompetitionView(competition_id=cid, plot_svg=svg, stats=stats)
         if len(details) and {"attempt_id", "group", "score"} <= set(details.columns):
-            mine = details[details["attempt_id"].isin(set(g["attempt_id"]))]
+            mine = details[details["attempt_id"].isin({r["attempt_id"] for r in recs})]
             if len(mine):
                 groups = sorted(str(x) for x in mine["group"].dropna().unique())
                 table = mine.pivot_table(index="attempt_id", columns="group", values="score", aggfunc="last")
-                seeds = dict(zip(g["attempt_id"], g["seed"], strict=True))
+                seeds = {r["attempt_id"]: r["seed"] for r in recs}
                 rows = [(aid, int(seeds.get(aid, 0)), [cell(table.at[aid, grp]) if grp in table.columns else ""
                                                       for grp in groups]) for aid in table.index]
                 means = [cell(float(table[grp].mean())) if grp in table.columns else "" for grp in groups]
@@ -294,7 +327,7 @@ def attempts_table(df: pd.DataFrame, page: int) -> dict[str, Any]:
     pages = max(1, math.ceil(len(df) / ATTEMPTS_PER_PAGE))
     page = min(max(page, 1), pages)
     part = df.iloc[(page - 1) * ATTEMPTS_PER_PAGE: page * ATTEMPTS_PER_PAGE]
-    rows = [[cell(v) for v in values] for values in part[cols].itertuples(index=False, name=None)] if len(part) else []
+    rows = [[cell(r.get(c)) for c in cols] for r in _records(part, tuple(cols))] if len(part) else []
     return dict(columns=cols, rows=rows, page=page, pages=pages, total=len(df))
 
 
@@ -312,10 +345,10 @@ def in_flight(rs: RunStore, df: pd.DataFrame) -> list[str]:
 def run_page(access: Access, base: str, rs: RunStore, state: RunState, page: int) -> dict[str, Any]:
     """Everything the run page shows."""
     prog = access.progress(rs, state)
-    df = rs.attempts()
+    df = read_attempts(rs) if not prog.live else rs.attempts()
     grades = rs.technique_grades()
     details = read_extra_table(rs, "score_details")
-    summary = summarize(state, df, grades)
+    summary = (rs.read_summary() if not prog.live else None) or summarize(state, df, grades)
     return dict(
         state=state, progress=prog, summary=summary, competitions=competition_views(base, state, df, details),
         techniques=technique_views(df, grades), llm=llm_totals(df), table=attempts_table(df, page),
