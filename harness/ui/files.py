@@ -159,10 +159,14 @@ def list_files(root: Path, under: str) -> list[FileEntry]:
     """Every regular file below `under` (relative to root), sorted, never following or listing
     symlinks; at most MAX_LISTED entries."""
     try:
-        check_relative(under)
+        parts = check_relative(under)
     except UnsafePath:
         return []
-    base = root / under
+    base = root
+    for part in parts:  # os.walk would follow a symlink at the top
+        base = base / part
+        if base.is_symlink() or not base.is_dir():
+            return []
     out: list[FileEntry] = []
     for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(dirpath, d)))

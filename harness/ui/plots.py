@@ -105,8 +105,8 @@ def leaderboard_plot(title: str, leaderboard: Sequence[float], thresholds: dict[
         out.append(f'<line x1="{x:.1f}" y1="{axis_y}" x2="{x:.1f}" y2="{axis_y + 4}" stroke="#444"/>'
                    f'<text x="{x:.1f}" y="{axis_y + 16}" text-anchor="middle" fill="#333">{_num(t)}</text>')
     out.append(f'<text x="{(x0 + x1) / 2:.1f}" y="{axis_y + 32}" text-anchor="middle" fill="#333">score</text>')
-    # thresholds
-    label_row = 0
+    # thresholds: lines, named in one legend row (labels beside close lines would overlap)
+    legend = []
     for name in ("median", "bronze", "silver", "gold"):
         tv = thresholds.get(name)
         if tv is None or not math.isfinite(float(tv)):
@@ -115,11 +115,12 @@ def leaderboard_plot(title: str, leaderboard: Sequence[float], thresholds: dict[
         x = sx(v)
         colour = THRESHOLD_COLOURS[name]
         dash = ' stroke-dasharray="4 3"' if name == "median" else ""
-        out.append(f'<line class="threshold threshold-{name}" data-score="{float(v)!r}" x1="{x:.1f}" y1="{top}" '
+        out.append(f'<line class="threshold threshold-{name}" data-score="{v!r}" x1="{x:.1f}" y1="{top}" '
                    f'x2="{x:.1f}" y2="{axis_y}" stroke="{colour}" stroke-width="2"{dash}>'
-                   f'<title>{name}: {_num(float(v))}</title></line>')
-        out.append(f'<text x="{x + 3:.1f}" y="{top + 10 + 11 * label_row}" fill="{colour}">{name} {_num(float(v))}</text>')
-        label_row = (label_row + 1) % 4
+                   f'<title>{name}: {_num(v)}</title></line>')
+        legend.append(f'<tspan fill="{colour}" font-weight="bold">{name}</tspan><tspan fill="#333"> {_num(v)}   </tspan>')
+    if legend:
+        out.append(f'<text x="{width - right}" y="{hist_top - 4}" text-anchor="end" xml:space="preserve">{"".join(legend)}</text>')
     # attempts
     if inv_w:
         out.append(f'<text x="{left}" y="{strip_y - 12}" fill="{INVALID_COLOUR}">invalid</text>')
