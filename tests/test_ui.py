@@ -37,6 +37,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 REPO = Path(__file__).resolve().parent.parent
 TEST_AGENTS = REPO / "tests" / "agents"
 COMPS = ["breast-cancer-diagnosis", "diabetes-progression"]
+IMAGE_COMP = "digit-images"
 TOKENS = {"alice-ui-token-01": "alice", "bob-ui-token-0002": "bob"}
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -66,7 +67,7 @@ def ui_store(ray_local: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     root = tmp_path_factory.mktemp("ui") / "runs"
     lite = dict(lite=True, store=root, owner="alice")
     runs = {
-        "dummy": harness.run(COMPS, agent="dummy", seeds=3, **lite).run_id,
+        "dummy": harness.run(COMPS + [IMAGE_COMP], agent="dummy", seeds=3, **lite).run_id,
         "baseline": harness.run(COMPS[:1], agent="baseline", seeds=3, **lite).run_id,
         "baseline_tasks": harness.run(COMPS[:1], agent="baseline", technique_tasks=["imbalance"],
                                       engineering_tasks=["ml-spec"], **lite).run_id,
@@ -268,6 +269,15 @@ def test_attempt_page_shows_log_code_submission_rollout_and_checks(ui_store: dic
     assert len(_css(browser, "ol.trajectory li.step")) == 2 and "ls /home/data" in browser.find_element("id", "trajectory").text
     assert "malignant" in browser.find_element("id", "score-details").text
     assert "isolation" in browser.find_element("id", "sandbox").text
+    # an image competition's submission is shown beside its test images
+    _open(browser, f"{viewer.url}/ui/runs/{runs['dummy']}/attempts/{IMAGE_COMP}__dummy__s0")
+    imgs = _css(browser, "#input-images img")
+    assert len(imgs) == 12
+    _wait(lambda: all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", i) for i in imgs),
+          30, "the input images to load")
+    sub = pd.read_csv(RunStore(root, runs["dummy"]).artifacts_dir(f"{IMAGE_COMP}__dummy__s0") / "submission" / "submission.csv")
+    captions = [c.text for c in _css(browser, "#input-images figcaption")]
+    assert captions[0] == f"{sub.iloc[0, 0]}: {sub.columns[1]}={sub.iloc[0, 1]}"
     # technique and engineering attempts list their checks with the grader's reasons
     tg = RunStore(root, runs["baseline_tasks"]).technique_grades()
     for tid, checks in tg.groupby("attempt_id"):
@@ -304,7 +314,7 @@ def test_compare_cli_and_page_show_the_same_deltas(ui_store: dict[str, Any], vie
     js = json.loads(subprocess.run(cmd + ["--json"], capture_output=True, text=True, env=env, check=True).stdout)
     text = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
     deltas = {d["task"]: d for d in js["pairs"][0]["competitions"]}
-    assert set(deltas) == set(COMPS)
+    assert set(deltas) == {*COMPS, IMAGE_COMP}
     # the delta is the mean paired difference over the 3 seeds, recomputed here from the Parquet rows
     a, b = (RunStore(root, runs[k]).attempts() for k in ("dummy", "baseline"))
     pa_ = a[a["competition_id"] == COMPS[0]].set_index("seed")["score"]

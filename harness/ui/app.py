@@ -229,6 +229,24 @@ def create_ui_app(access: Access) -> FastAPI:
         ctx = views.attempt_page(access, rs, state, attempt_id)
         return render(request, "_attempt_live.html", **ctx)
 
+    @app.get("/runs/{run_id}/attempts/{attempt_id}/inputs/{path:path}")
+    def input_image(request: Request, run_id: str, attempt_id: str, path: str) -> Response:
+        """A test image of the attempt's competition from the public data (what the agent saw)."""
+        user = who(request, page=False)
+        rs, state = access.run(run_id, user)
+        row = views.attempt_row(rs, attempt_id)
+        suffix = Path(path).suffix.lower()
+        public = views.public_dir(str(row.get("competition_id")), bool(state.spec.lite)) if row else None
+        if public is None or suffix not in files.IMAGE_SUFFIXES:
+            raise NotFound(f"no input image {path!r}")
+        try:
+            data, size = files.read_capped(public, path, files.PREVIEW_BYTES * 8)
+        except files.UnsafePath:
+            raise NotFound(f"no input image {path!r}") from None
+        if size > len(data):
+            raise NotFound(f"input image {path!r} is too large to show")
+        return Response(data, media_type=files.IMAGE_SUFFIXES[suffix], headers={"content-security-policy": FILE_CSP})
+
     @app.get("/runs/{run_id}/files/{path:path}")
     def file(request: Request, run_id: str, path: str) -> Response:
         user = who(request, page=False)

@@ -115,7 +115,7 @@ def leaderboard_plot(title: str, leaderboard: Sequence[float], thresholds: dict[
         x = sx(v)
         colour = THRESHOLD_COLOURS[name]
         dash = ' stroke-dasharray="4 3"' if name == "median" else ""
-        out.append(f'<line class="threshold threshold-{name}" data-score="{v!r}" x1="{x:.1f}" y1="{top}" '
+        out.append(f'<line class="threshold threshold-{name}" data-score="{v!r}" x1="{x:.1f}" y1="{hist_top}" '
                    f'x2="{x:.1f}" y2="{axis_y}" stroke="{colour}" stroke-width="2"{dash}>'
                    f'<title>{name}: {_num(v)}</title></line>')
         legend.append(f'<tspan fill="{colour}" font-weight="bold">{name}</tspan><tspan fill="#333"> {_num(v)}   </tspan>')

@@ -490,7 +490,66 @@ def attempt_page(access: Access, rs: RunStore, state: RunState, attempt_id: str)
         details=[{str(k): cell(v) for k, v in r.items() if k not in ("run_id", "attempt_id")}
                  for r in details.to_dict("records")] if len(details) else [],
         files=listed, has_trajectory_file=f"{art}/logs/trajectory.json" in names,
+        inputs=image_predictions(rs, state, row, attempt_id),
     )
+
+
+#: how many of a submission's rows an image competition's preview shows with their input image
+INPUT_IMAGES = 12
+
+
+def public_dir(competition_id: str, lite: bool) -> Optional[Path]:
+    """The competition's prepared public data on this machine (what the agent saw), if it is here."""
+    from harness.data import prepared_data
+    from harness.spec import Settings
+
+    comp = _registry().competitions.get(competition_id)
+    if comp is None:
+        return None
+    try:
+        done = prepared_data(comp, Settings.from_env(), lite)
+    except (OSError, ValueError):
+        return None
+    return done.public if done is not None else None
+
+
+def input_image_name(public: Path, ident: str) -> Optional[str]:
+    """The public file (relative to `public`) holding the input image of a submission row's id."""
+    for folder in ("test", "images", ""):
+        for suffix in (".png", ".jpg", ".jpeg"):
+            rel = f"{folder}/{ident}{suffix}" if folder else f"{ident}{suffix}"
+            try:
+                files.check_relative(rel)
+            except files.UnsafePath:
+                return None
+            if (public / rel).is_file() and not (public / rel).is_symlink():
+                return rel
+    return None
+
+
+def image_predictions(rs: RunStore, state: RunState, row: Optional[dict[str, Any]], attempt_id: str) -> list[dict[str, Any]]:
+    """For an image competition: the submission's first rows, each with its test image's public path."""
+    if not row or row.get("task_kind") != "competition":
+        return []
+    cid = str(row.get("competition_id"))
+    comp = _registry().competitions.get(cid)
+    if comp is None or "image" not in str(comp.kind):
+        return []
+    public = public_dir(cid, bool(state.spec.lite))
+    if public is None:
+        return []
+    try:
+        data, _ = files.read_capped(rs.dir, f"artifacts/{attempt_id}/submission/submission.csv", files.PREVIEW_BYTES)
+        sub = pd.read_csv(io.BytesIO(data), nrows=INPUT_IMAGES)
+    except (files.UnsafePath, ValueError, pd.errors.ParserError, UnicodeDecodeError):
+        return []
+    out = []
+    for r in sub.itertuples(index=False, name=None):
+        rel = input_image_name(public, str(r[0]))
+        if rel is not None:
+            out.append(dict(id=str(r[0]), values=[f"{c}={cell(v)}" for c, v in zip(sub.columns[1:], r[1:], strict=False)],
+                            image=rel))
+    return out
 
 
 def log_tail(rs: RunStore, attempt_id: str) -> dict[str, Any]:
@@ -501,3 +560,10 @@ def log_tail(rs: RunStore, attempt_id: str) -> dict[str, Any]:
     except files.UnsafePath:
         return dict(path=path, text=None, size=0, truncated=False)
     return dict(path=path, text=files.decode_text(data), size=size, truncated=size > len(data))
+
+
+def attempt_row(rs: RunStore, attempt_id: str) -> Optional[dict[str, Any]]:
+    """The attempt's recorded row as plain values, or None."""
+    df = rs.attempts()
+    hit = df[df["attempt_id"] == attempt_id] if len(df) else df
+    return {str(k): _val(v) for k, v in hit.iloc[0].items()} if len(hit) else None
