@@ -100,10 +100,12 @@ class Viewer:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "view", "--store", str(store),
-                                      "--port", str(self.port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.log = store.parent / "harness-view.log"
+        with open(self.log, "wb") as log:  # a file, not a pipe: a full pipe would block the server
+            self.proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "view", "--store", str(store),
+                                          "--port", str(self.port)], env=env, stdout=log, stderr=subprocess.STDOUT)
         _wait(lambda: self.proc.poll() is not None or _get_ok(f"{self.url}/ui/"), 60, "harness view to listen")
-        assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else ""
+        assert self.proc.poll() is None, self.log.read_text()
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -547,7 +547,7 @@ def image_predictions(rs: RunStore, state: RunState, row: Optional[dict[str, Any
     for r in sub.itertuples(index=False, name=None):
         rel = input_image_name(public, str(r[0]))
         if rel is not None:
-            out.append(dict(id=str(r[0]), values=[f"{c}={cell(v)}" for c, v in zip(sub.columns[1:], r[1:], strict=False)],
+            out.append(dict(id=str(r[0]), cells=[f"{c}={cell(v)}" for c, v in zip(sub.columns[1:], r[1:], strict=False)],
                             image=rel))
     return out
 
