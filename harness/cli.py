@@ -455,6 +455,10 @@ from harness import grade_cli  # noqa: E402  (grading without an agent, in mlebe
 app.command("grade-sample")(grade_cli.grade_sample)
 app.command("grade")(grade_cli.grade_batch)
 app.command("regrade")(grade_cli.regrade_run)
+from harness.cli_ui import compare as _compare, view as _view  # noqa: E402  (dashboard commands)
+
+app.command("view")(_view)
+app.command("compare")(_compare)
 
 
 def main() -> None:

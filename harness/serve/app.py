@@ -260,6 +260,9 @@ def create_app(service: RunService, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
         return Health(status="ok", version=harness.__version__, auth=service.tokens.enabled,
                       max_runs_per_user=service.max_runs_per_user)
 
+    from harness.ui import service_ui  # the dashboard (harness/ui): pages at /ui, same tokens and runs
+
+    app.mount("/ui", service_ui(service))
     return app
 
 
