@@ -40,6 +40,9 @@ ATTEMPTS_SCHEMA = pa.schema([
     ("median_threshold", pa.float64()), ("any_medal", pa.bool_()), ("gold_medal", pa.bool_()),
     ("silver_medal", pa.bool_()), ("bronze_medal", pa.bool_()), ("above_median", pa.bool_()),
     ("is_lower_better", pa.bool_()), ("error", pa.string()), ("artifacts_dir", pa.string()),
+    # LLM agents (issue 13)
+    ("llm_calls", pa.int64()), ("input_tokens", pa.int64()), ("output_tokens", pa.int64()), ("cost_usd", pa.float64()),
+    ("llm_limit_reached", pa.string()), ("hints", pa.string()),
 ])
 TECHNIQUE_GRADES_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("attempt_id", pa.string()), ("technique", pa.string()), ("check", pa.string()),
