@@ -6,6 +6,7 @@ The LLM provider is the scripted fake in tests/llm_fake.py (the one fake allowed
 from __future__ import annotations
 
 import json
+import socket
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -92,3 +93,94 @@ def pd_isna(x: Any) -> bool:
     import pandas as pd
 
     return bool(pd.isna(x))
+
+
+def test_token_limit_cuts_the_agent_off_with_429(ray_local, provider, store: Path) -> None:
+    """--token-limit 300: the first two calls use 140 + 160 tokens, the third gets the gateway's 429
+    naming the limit; the agent stops there and the row says which limit was reached."""
+    fake = provider()
+    res = harness.run([COMP], agent="coding-agent/dev", lite=True, store=store, token_limit=300)
+    row = res.attempts.iloc[0]
+    assert row["llm_limit_reached"] == "tokens" and row["llm_calls"] == 2 == len(fake.requests)
+    assert row["input_tokens"] + row["output_tokens"] == 300
+    refused = _calls(store, res.run_id, row["attempt_id"])[-1]
+    assert refused["status"] == 429 and "token limit of 300" in refused["error"]
+    traj = load_trajectory(store / res.run_id / "artifacts" / row["attempt_id"] / "logs" / "trajectory.json")
+    assert traj.steps[-1].model_extra["error"]["code"] == "tokens"  # type: ignore[index]
+    assert "LLM limit reached (tokens)" in traj.outcome.reason
+
+
+def test_provider_500_three_times_then_success_costs_nothing(ray_local, provider, store: Path) -> None:
+    """The gateway retries a failing provider with backoff; the agent sees one answer and pays for one call."""
+    fake = provider(fail_first=3)
+    res = harness.run([COMP], agent="coding-agent/dev", lite=True, store=store)
+    row = res.attempts.iloc[0]
+    assert row["status"] == "succeeded" and row["valid_submission"] and row["tries"] == 1
+    calls = _calls(store, res.run_id, row["attempt_id"])
+    assert calls[0]["tries"] == 4 and calls[0]["status"] == 200 and all(c["tries"] == 1 for c in calls[1:])
+    assert len(fake.requests) == 4 + 3 and row["llm_calls"] == 4
+    # the same bill as a provider that never failed: four answered calls
+    assert row["input_tokens"] == sum(c["usage"]["prompt_tokens"] for c in calls) and row["output_tokens"] == 80
+
+
+def test_provider_down_for_good_is_an_infra_error(ray_local, provider, store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_LLM_RETRIES", "2")
+    provider(down=True)
+    res = harness.run([COMP], agent="coding-agent/dev", lite=True, store=store, max_retries=1)
+    row = res.attempts.iloc[0]
+    assert row["status"] == "infra_error" and row["tries"] == 2, row.to_dict()
+    assert "LLM provider down" in row["error"] and "HTTP 500" in row["error"]
+    assert row["llm_calls"] == 0 and row["cost_usd"] == 0
+
+
+def test_hostile_agent_finds_no_key_and_no_network(ray_local, provider, store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent with `llm: true` searches its environment, /proc of every process it can see and
+    every readable file for the real key, and tries the provider directly and the internet: it finds
+    and reaches nothing but the gateway, which answers it. After the attempt its token is dead."""
+    fake = provider(["hello from the gateway"])
+    host_port = fake.url.split("//")[1].split("/")[0]
+    monkeypatch.setenv("HARNESS_AGENTS_PATH", str(TEST_AGENTS))
+    monkeypatch.setenv("HARNESS_HUNT_KEY", FAKE_KEY[::-1])
+    monkeypatch.setenv("HARNESS_HUNT_TARGET", host_port)
+    res = harness.run([COMP], agent="llm-hostile", lite=True, store=store)
+    row = res.attempts.iloc[0]
+    assert row["status"] == "succeeded" and row["isolation"] == "bwrap", row.to_dict()
+    art = store / res.run_id / "artifacts" / row["attempt_id"]
+    hunt = json.loads((art / "submission" / "hunt.json").read_text())
+    assert hunt["answer"] == "hello from the gateway" and hunt["base_url"].startswith("http://127.0.0.1:")
+    assert hunt["found"] == [] and hunt["reached"] == [], hunt
+    assert len(hunt["pids"]) >= 2 and hunt["files_searched"] > 10  # it did look: the forwarder and itself, the files
+    token = hunt["token"]
+    assert token != FAKE_KEY and FAKE_KEY not in (art / "logs" / "agent.log").read_text()
+    assert fake.auth_seen == {f"Bearer {FAKE_KEY}"} and row["llm_calls"] == 1
+    # after the attempt: its socket is gone, and its token opens no other session of the node's gateway
+    import ray
+
+    from harness.llm.gateway import node_gateway
+    from harness.llm.models import ProviderConfig, SessionSpec
+
+    gw = node_gateway()
+    info = ray.get(gw.open.remote(SessionSpec(attempt_id="other", provider=ProviderConfig(base_url=fake.url, api_key=FAKE_KEY),
+                                              logs_dir=str(store))))
+    try:
+        status, body = _post_unix(str(Path(info.socket_dir) / info.socket_name), token)
+        assert status == 401 and "wrong or missing API key" in body
+        assert _post_unix(str(Path(info.socket_dir) / info.socket_name), info.token)[0] == 200
+    finally:
+        ray.get(gw.close.remote(info.session_id))
+    assert not Path(info.socket_dir).exists()  # a closed session leaves no socket behind
+
+
+def _post_unix(path: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, str]:
+    import http.client
+
+    class Conn(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.connect(path)
+
+    c = Conn("gateway")
+    c.request("POST", "/v1/chat/completions", json.dumps(body or {"model": "gpt-4o-mini", "messages": []}),
+              {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    r = c.getresponse()
+    return r.status, r.read().decode()
