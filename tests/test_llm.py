@@ -6,6 +6,7 @@ The LLM provider is the scripted fake in tests/llm_fake.py (the one fake allowed
 from __future__ import annotations
 
 import json
+import os
 import socket
 import textwrap
 from pathlib import Path
@@ -184,3 +185,21 @@ def _post_unix(path: str, token: str, body: dict[str, Any] | None = None) -> tup
               {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     r = c.getresponse()
     return r.status, r.read().decode()
+
+
+@pytest.mark.docker
+def test_coding_agent_in_docker(ray_local, provider, store: Path) -> None:
+    """The same agent in a container (network none): the socket mount and the forwarder work there too."""
+    from tests.test_sandbox import docker_unavailable
+
+    why = docker_unavailable()
+    if why:
+        if os.environ.get("HARNESS_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"docker is required here but unavailable: {why}")
+        pytest.skip(why)
+    fake = provider()
+    res = harness.run([COMP], agent="coding-agent/dev", lite=True, store=store, sandbox="docker")
+    row = res.attempts.iloc[0]
+    assert row["status"] == "succeeded" and row["valid_submission"] and row["isolation"] == "docker", row.to_dict()
+    assert row["llm_calls"] == 4 == len(fake.requests) and row["cost_usd"] > 0
+    load_trajectory(store / res.run_id / "artifacts" / row["attempt_id"] / "logs" / "trajectory.json")
