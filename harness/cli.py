@@ -60,6 +60,11 @@ def run(
     store: Optional[Path] = StoreOpt,
     address: Optional[str] = typer.Option(None, "--address", envvar="RAY_ADDRESS", help="Ray cluster address (default: a local Ray)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON last."),
+    model: Optional[str] = typer.Option(None, "--model", help="LLM agents: the model to use (default: the agent's)."),
+    token_limit: Optional[int] = typer.Option(None, "--token-limit", help="LLM agents: tokens per attempt."),
+    cost_limit: Optional[float] = typer.Option(None, "--cost-limit", help="LLM agents: USD per attempt."),
+    hints_from: Optional[str] = typer.Option(None, "--hints-from", help="Put this run's technique-task outputs for the same data into the instructions."),
+    hints: str = typer.Option("outputs", "--hints", help="outputs, or rollouts (also the trajectories)."),
 ) -> None:
     """Run an agent on competitions or technique tasks; one Parquet row per attempt."""
     import harness
@@ -86,6 +91,7 @@ def run(
             max_concurrency=max_concurrency, max_retries=max_retries, time_limit_s=time_limit,
             technique_tasks=tt, engineering_tasks=_comma_list(engineering_tasks), store=store, resume=resume,
             address=address, progress=on_progress, on_start=on_start,
+            model=model, token_limit=token_limit, cost_limit=cost_limit, hints_from=hints_from, hints=hints,
         )
     except KeyboardInterrupt:
         progress.stop()
@@ -368,6 +374,11 @@ def serve_(
     except KeyboardInterrupt:
         stop()
         console.print("stopped; runs cut off with a local Ray are resumable (POST /runs/{id}/resume)")
+
+
+from harness.llm.rollouts import rollouts_command  # noqa: E402  (issue 13)
+
+app.command("rollouts")(rollouts_command)
 
 
 def main() -> None:

@@ -150,6 +150,10 @@ class Client:
         resp = self._request("GET", f"/runs/{run_id}/results", params={"format": "parquet"})
         return pd.read_parquet(io.BytesIO(resp.content))
 
+    def get_rollouts(self, run_id: str) -> list[dict[str, Any]]:
+        """One record per attempt: `attempt` (status, score, tokens, cost, hints) and `trajectory` (harness-trajectory/1)."""
+        return list(self._json("GET", f"/runs/{run_id}/rollouts"))
+
     def list_runs(self, status: Optional[str] = None, limit: Optional[int] = None) -> list[dict[str, Any]]:
         """Your runs, newest first (every page, or the first `limit`)."""
         runs: list[dict[str, Any]] = []

@@ -5,12 +5,18 @@ The LLM provider is the scripted fake in tests/llm_fake.py (the one fake allowed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import subprocess
+import sys
+import time
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+
+import pandas as pd
 
 import pytest
 
@@ -88,6 +94,50 @@ def test_coding_agent_solves_a_competition_in_bubblewrap(ray_local, provider, st
     assert pd_isna(row["llm_limit_reached"])
     assert fake.auth_seen == {f"Bearer {FAKE_KEY}"}, "only the gateway talks to the provider, with the real key"
     assert (art / "code" / "solve.py").read_text() == SOLVE
+    # the rollout export, from the CLI (jsonl and parquet) and the SDK (a real HTTP server)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "rollouts", res.run_id, "--store", str(store)],
+                         capture_output=True, text=True, env=env, check=True).stdout
+    record = json.loads(out.splitlines()[0])
+    assert record["attempt"]["score"] == pytest.approx(row["score"]) and record["attempt"]["llm_calls"] == 4
+    assert len(record["trajectory"]["steps"]) == len(traj.steps)
+    pq_path = store / "r.parquet"
+    subprocess.run([sys.executable, "-m", "harness.cli", "rollouts", res.run_id, "--store", str(store), "--format", "parquet",
+                    "-o", str(pq_path)], capture_output=True, env=env, check=True)
+    table = pd.read_parquet(pq_path)
+    assert table["steps"].tolist() == [len(traj.steps)] and json.loads(table["trajectory"][0])["model"] == "gpt-4o-mini"
+    with _api(store) as client:
+        served = client.get_rollouts(res.run_id)
+    assert served == [record]
+
+
+@contextlib.contextmanager
+def _api(store: Path) -> Iterator[harness.Client]:
+    """The service's FastAPI app (no tokens: loopback only) under uvicorn on 127.0.0.1, and a Client for it."""
+    import threading
+
+    import uvicorn
+
+    from harness.serve.app import create_app
+    from harness.serve.auth import TokenTable
+    from harness.serve.service import RunService
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    server = uvicorn.Server(uvicorn.Config(create_app(RunService(str(store), TokenTable(None))), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        with harness.Client(f"http://127.0.0.1:{port}") as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def pd_isna(x: Any) -> bool:
