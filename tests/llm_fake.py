@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 FAKE_KEY = "sk-real-provider-key-0123456789abcdef"
 
@@ -22,8 +22,10 @@ class FakeOpenAI:
     requests first; `down` answers 500 always; `usage=False` leaves usage out of answers."""
 
     def __init__(self, script: Optional[list[Any]] = None, *, model: str = "gpt-4o-mini", fail_first: int = 0,
-                 down: bool = False, usage: bool = True, key: str = FAKE_KEY) -> None:
+                 down: bool = False, usage: bool = True, key: str = FAKE_KEY,
+                 responder: Optional[Callable[[str, dict[str, Any]], Any]] = None) -> None:
         self.script = script or ["done"]
+        self.responder = responder  # (path, body) -> a script entry, instead of the script
         self.model = model
         self.fail_first = fail_first
         self.down = down
@@ -67,7 +69,13 @@ class FakeOpenAI:
                     return self._send(200, {"object": "list", "data": [{"embedding": [0.1, 0.2], "index": 0}],
                                             "usage": {"prompt_tokens": 5, "total_tokens": 5}})
                 turn = sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
-                entry = fake.script[min(turn, len(fake.script) - 1)]
+                if fake.responder is not None:
+                    with fake.lock:
+                        entry = fake.responder(self.path, body)
+                else:
+                    entry = fake.script[min(turn, len(fake.script) - 1)]
+                if self.path.endswith("/responses"):
+                    return self._send(200, fake.response_object(entry))
                 message: dict[str, Any] = {"role": "assistant", "content": None}
                 if isinstance(entry, dict):
                     message["tool_calls"] = [{"id": f"call_{turn}", "type": "function",
@@ -106,6 +114,18 @@ class FakeOpenAI:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def response_object(self, entry: Any) -> dict[str, Any]:
+        """A Responses API answer (what the OpenAI SDK sends OpenAI model names to)."""
+        if isinstance(entry, dict):
+            item: dict[str, Any] = {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": entry["tool"],
+                                    "arguments": json.dumps(entry["arguments"]), "status": "completed"}
+        else:
+            item = {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                    "content": [{"type": "output_text", "text": entry, "annotations": []}]}
+        return {"id": "resp_1", "object": "response", "created_at": int(time.time()), "model": self.model, "status": "completed",
+                "output": [item], "parallel_tool_calls": False, "tool_choice": "auto", "tools": [],
+                "usage": {"input_tokens": 300, "output_tokens": 50, "total_tokens": 350}}
 
     def __enter__(self) -> "FakeOpenAI":
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -253,3 +253,81 @@ def test_coding_agent_in_docker(ray_local, provider, store: Path) -> None:
     assert row["status"] == "succeeded" and row["valid_submission"] and row["isolation"] == "docker", row.to_dict()
     assert row["llm_calls"] == 4 == len(fake.requests) and row["cost_usd"] > 0
     load_trajectory(store / res.run_id / "artifacts" / row["attempt_id"] / "logs" / "trajectory.json")
+
+
+CONSTANT_CODE = """Predict the prior for everyone.
+
+```python
+import pandas as pd
+sample = pd.read_csv("./input/sample_submission.csv")
+sample.to_csv("./working/submission.csv", index=False)
+print("validation AUC: 0.5")
+```
+"""
+MODEL_CODE = """A logistic regression on the standardised features, scored by 5-fold cross-validated AUC.
+
+```python
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+train = pd.read_csv("./input/train.csv")
+test = pd.read_csv("./input/test.csv")
+sample = pd.read_csv("./input/sample_submission.csv")
+target = sample.columns[1]
+features = [c for c in train.columns if c not in ("id", target)]
+model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+auc = cross_val_score(model, train[features], train[target], cv=5, scoring="roc_auc").mean()
+model.fit(train[features], train[target])
+sample[target] = model.predict_proba(test[features])[:, 1]
+sample.to_csv("./working/submission.csv", index=False)
+print(f"validation AUC: {auc:.4f}")
+```
+"""
+
+
+def _aide_responder() -> Any:
+    """Drafts alternate between a constant and a real model; reviews report the AUC the code printed."""
+    import re
+
+    count = {"code": 0}
+
+    def respond(path: str, body: dict[str, Any]) -> Any:
+        text = json.dumps(body.get("input") or body.get("messages"))
+        if body.get("tools"):
+            found = re.findall(r"validation AUC: ([0-9.]+)", text)
+            return {"tool": "submit_review", "arguments": {"is_bug": not found, "summary": "ran", "lower_is_better": False,
+                                                          "metric": float(found[-1]) if found else None}}
+        count["code"] += 1
+        return MODEL_CODE if count["code"] % 2 == 0 else CONSTANT_CODE
+
+    return respond
+
+
+@pytest.mark.slow
+def test_aide_dev_runs_end_to_end_and_its_journal_becomes_a_trajectory(ray_local, provider, store: Path) -> None:
+    """aideml itself (its own environment, harness/agents/aide/install.sh) as `aide/dev`: every call,
+    OpenAI model names included, goes through the gateway (Responses API); the best node's own
+    submission is the one submitted, its code kept, and the journal converted into a trajectory."""
+    fake = provider(responder=_aide_responder(), model="gpt-4.1-mini")
+    res = harness.run([COMP], agent="aide/dev", lite=True, store=store)
+    row = res.attempts.iloc[0]
+    art = store / res.run_id / "artifacts" / row["attempt_id"]
+    assert row["status"] == "succeeded" and row["valid_submission"], (row.to_dict(), (art / "logs" / "agent.log").read_text()[-3000:])
+    journal = json.loads((art / "logs" / "aide" / "0-exp" / "journal.json").read_text())
+    assert len(journal["nodes"]) == 8
+    from harness.llm.aide_journal import best_node
+
+    best = best_node(journal)
+    assert best is not None and best["metric"]["value"] > 0.9  # the real model's cross-validated AUC, not the constant's 0.5
+    submitted = (art / "submission" / "submission.csv").read_bytes()
+    assert submitted == (art / "logs" / "aide" / "submissions" / f"{best['id']}.csv").read_bytes()
+    assert pd.read_csv(art / "submission" / "submission.csv").iloc[:, 1].nunique() > 1
+    assert (art / "code" / "solution.py").read_text() == best["code"]
+    traj = load_trajectory(art / "logs" / "trajectory.json")
+    assert len(traj.steps) == 16 and traj.steps[0].tool_calls[0].name == "run_python"
+    assert [s.metrics.get("metric") for s in traj.steps[1::2]].count(0.5) == 4
+    # 8 drafts/improvements + 8 reviews, all through the gateway, all on the Responses API
+    assert row["llm_calls"] == 16 == len(fake.requests) and row["input_tokens"] == 16 * 300
+    assert {c["endpoint"] for c in _calls(store, res.run_id, row["attempt_id"])} == {"/responses"}

@@ -34,7 +34,7 @@ from harness.llm.prices import PriceTable
 
 SOCKET_NAME = "openai.sock"
 MAX_REQUEST_BYTES = 32 * 1024**2
-ENDPOINTS = ("/chat/completions", "/completions", "/embeddings")
+ENDPOINTS = ("/chat/completions", "/completions", "/embeddings", "/responses")
 _RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 
 
@@ -164,7 +164,7 @@ class Gateway:
             return await self._models(s)
         if request.method != "POST" or path not in ENDPOINTS:
             return _error(404, "not_found", f"{request.method} {request.path} is not served here; the gateway serves "
-                          "POST /v1/chat/completions, /v1/completions, /v1/embeddings and GET /v1/models")
+                          "POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses and GET /v1/models")
         try:
             body = json.loads(await request.read())
         except (ValueError, UnicodeDecodeError):
@@ -181,7 +181,7 @@ class Gateway:
             s.write({"time": _now(), "endpoint": path, "model": model, "status": 429, "error": hit[1], "request": body})
             return _error(429, "llm_limit_reached", f"harness: {hit[1]} for this attempt", code=hit[0])
         stream = bool(body.get("stream")) and path != "/embeddings"
-        if stream:
+        if stream and path != "/responses":  # the Responses API reports usage in its last event anyway
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         return await self._forward(s, request, path, body, model, stream)
 
@@ -323,7 +323,7 @@ def _read_event(line: bytes, text: list[str], tools: dict[int, dict[str, str]]) 
             slot["id"] = call.get("id") or slot["id"]
             slot["name"] += fn.get("name") or ""
             slot["arguments"] += fn.get("arguments") or ""
-    usage = event.get("usage")
+    usage = event.get("usage") or (event.get("response") or {}).get("usage")  # the Responses API: response.completed
     return usage if isinstance(usage, dict) else None
 
 
@@ -331,6 +331,8 @@ def _tokens(usage: Optional[dict[str, Any]], body: dict[str, Any], answer: Any) 
     """(input, output, estimated): the provider's counts, else about 4 characters a token."""
     if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
         return int(usage["prompt_tokens"]), int(usage.get("completion_tokens") or 0), False
+    if isinstance(usage, dict) and isinstance(usage.get("input_tokens"), int):  # the Responses API
+        return int(usage["input_tokens"]), int(usage.get("output_tokens") or 0), False
     prompt = body.get("messages", body.get("prompt", body.get("input", "")))
     return len(json.dumps(prompt)) // 4 + 1, len(json.dumps(answer)) // 4 if answer else 0, True
 
