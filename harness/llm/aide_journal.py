@@ -17,10 +17,14 @@ MAX_OUTPUT_CHARS = 20000
 
 def best_node(journal: dict[str, Any]) -> Optional[dict[str, Any]]:
     """The node AIDE would call best: not buggy, with a metric, best by its direction (None if none)."""
-    good = [n for n in journal.get("nodes", []) if not n.get("is_buggy") and _metric(n) is not None]
-    if not good:
-        return None
-    return max(good, key=lambda n: _metric(n) if (n.get("metric") or {}).get("maximize", True) is not False else -_metric(n))  # type: ignore[operator]
+    scored: list[tuple[float, dict[str, Any]]] = []
+    for n in journal.get("nodes", []):
+        value = _metric(n)
+        if not n.get("is_buggy") and value is not None:
+            maximize = (n.get("metric") or {}).get("maximize", True) is not False
+            scored.append((value if maximize else -value, n))
+    # the first of equals wins, as in AIDE
+    return max(scored, key=lambda t: t[0])[1] if scored else None
 
 
 def _metric(node: dict[str, Any]) -> Optional[float]:
