@@ -331,3 +331,34 @@ def test_aide_dev_runs_end_to_end_and_its_journal_becomes_a_trajectory(ray_local
     # 8 drafts/improvements + 8 reviews, all through the gateway, all on the Responses API
     assert row["llm_calls"] == 16 == len(fake.requests) and row["input_tokens"] == 16 * 300
     assert {c["endpoint"] for c in _calls(store, res.run_id, row["attempt_id"])} == {"/responses"}
+
+
+def test_hints_from_an_earlier_technique_run(ray_local, provider, store: Path) -> None:
+    """--hints-from: the earlier run's technique-task outputs and graded checks for the same dataset (with
+    `--hints rollouts` also its trajectories) land in the attempt's instructions.md; the row records the sources."""
+    from harness.llm.trajectory import Step, Trajectory, write_trajectory
+
+    tech = harness.run([COMP], agent="baseline", lite=True, store=store, technique_tasks=["imbalance"])
+    trow = tech.attempts.iloc[0]
+    assert trow["competition_id"] == COMP and trow["status"] == "succeeded", trow.to_dict()
+    output = next((store / tech.run_id / "artifacts" / trow["attempt_id"] / "submission").glob("*.json"))
+    # a rollout of that attempt, as an LLM agent would have left it
+    write_trajectory(Trajectory(agent="baseline", steps=[Step(index=0, role="assistant", content="counted the classes: 212 vs 357")]),
+                     store / tech.run_id / "artifacts" / trow["attempt_id"] / "logs" / "trajectory.json")
+    provider()
+    res = harness.run([COMP], agent="coding-agent/dev", lite=True, store=store, hints_from=tech.run_id, hints="rollouts")
+    row = res.attempts.iloc[0]
+    assert row["status"] == "succeeded" and row["valid_submission"], row.to_dict()
+    assert json.loads(row["hints"]) == [f"{tech.run_id}/{trow['attempt_id']}+rollout"]
+    text = (store / res.run_id / "artifacts" / row["attempt_id"] / "instructions.md").read_text()
+    assert "# Hints from earlier technique tasks on this dataset" in text and "## imbalance (score" in text
+    checks = pd.read_parquet(store / tech.run_id / "technique_grades.parquet")
+    assert all(f"- {c}: " in text for c in checks["check"])
+    assert f"Output `{output.name}`" in text and output.read_text().strip()[:60] in text
+    assert "counted the classes: 212 vs 357" in text
+    # the agent was told: its first prompt holds the hints
+    traj = load_trajectory(store / res.run_id / "artifacts" / row["attempt_id"] / "logs" / "trajectory.json")
+    assert "Hints from earlier technique tasks" in (traj.steps[1].content or "")
+    # without --hints-from nothing is added and nothing recorded
+    plain = harness.run([COMP], agent="dummy", lite=True, store=store)
+    assert pd_isna(plain.attempts.iloc[0]["hints"])
