@@ -222,16 +222,17 @@ def test_hostile_agent_finds_no_key_and_no_network(ray_local, provider, store: P
     assert not Path(info.socket_dir).exists()  # a closed session leaves no socket behind
 
 
-def _post_unix(path: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, str]:
+def _post_unix(sock: str, token: str, body: dict[str, Any] | None = None, path: str = "/v1/chat/completions",
+               method: str = "POST") -> tuple[int, str]:
     import http.client
 
     class Conn(http.client.HTTPConnection):
         def connect(self) -> None:
             self.sock = socket.socket(socket.AF_UNIX)
-            self.sock.connect(path)
+            self.sock.connect(sock)
 
     c = Conn("gateway")
-    c.request("POST", "/v1/chat/completions", json.dumps(body or {"model": "gpt-4o-mini", "messages": []}),
+    c.request(method, path, None if method == "GET" else json.dumps(body or {"model": "gpt-4o-mini", "messages": []}),
               {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     r = c.getresponse()
     return r.status, r.read().decode()
@@ -362,3 +363,36 @@ def test_hints_from_an_earlier_technique_run(ray_local, provider, store: Path) -
     # without --hints-from nothing is added and nothing recorded
     plain = harness.run([COMP], agent="dummy", lite=True, store=store)
     assert pd_isna(plain.attempts.iloc[0]["hints"])
+
+
+def test_gateway_streams_counts_and_prices(ray_local, provider, tmp_path: Path) -> None:
+    """Straight at the node's gateway actor: a streamed answer is relayed event by event and counted from
+    its usage event (which the gateway asks for); without usage it is estimated; an unknown model costs null;
+    embeddings and /v1/models are served; other paths and methods are refused."""
+    import ray
+
+    from harness.llm.gateway import node_gateway
+    from harness.llm.models import LLMUsage, ProviderConfig, SessionSpec
+
+    fake = provider(["streamed words here"])
+    gw = node_gateway()
+    spec = SessionSpec(attempt_id="s", provider=ProviderConfig(base_url=fake.url, api_key=FAKE_KEY), logs_dir=str(tmp_path))
+    info = ray.get(gw.open.remote(spec))
+    sock = str(Path(info.socket_dir) / info.socket_name)
+    msg = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
+    status, body = _post_unix(sock, info.token, {"model": "gpt-4o-mini", **msg})
+    events = [json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: {")]
+    assert status == 200 and "".join(e["choices"][0]["delta"].get("content", "") for e in events if e["choices"]) == "streamed words here"
+    assert fake.requests[-1]["stream_options"] == {"include_usage": True}
+    usage: LLMUsage = ray.get(gw.usage.remote(info.session_id))
+    assert (usage.calls, usage.input_tokens, usage.output_tokens) == (1, 110, 20)
+    fake.usage = False  # a provider that reports no usage: estimated, and marked so
+    assert _post_unix(sock, info.token, {"model": "my-local-llama", **msg})[0] == 200
+    assert _post_unix(sock, info.token, {"model": "text-embedding-3-small", "input": "x"}, path="/v1/embeddings")[0] == 200
+    assert _post_unix(sock, info.token, {"model": "gpt-4o-mini"}, path="/v1/files")[0] == 404
+    assert _post_unix(sock, info.token, None, path="/v1/models", method="GET")[0] == 200
+    usage = ray.get(gw.close.remote(info.session_id))
+    assert usage.calls == 3 and usage.cost_usd is None and usage.unpriced_models == ["my-local-llama"]
+    calls = [json.loads(line) for line in (tmp_path / "llm_calls.jsonl").read_text().splitlines()]
+    assert [c.get("usage_estimated") for c in calls] == [False, True, False]  # refused paths are not calls
+    assert calls[1]["response"]["content"] == "streamed words here" and calls[1]["cost_usd"] is None
