@@ -65,7 +65,14 @@ def summarize(state: RunState, attempts: pd.DataFrame, technique_grades: Optiona
         by_status={k: int(v) for k, v in attempts["status"].value_counts().items()} if len(attempts) else {},
         valid_submission_rate=vr, valid_submission_sem=vs, any_medal_rate=mr, any_medal_sem=ms,
         above_median_rate=ar, technique_score=tmean, competitions=competitions, techniques=techniques,
+        llm=_llm_summary(attempts),
     )
+
+
+def _llm_summary(attempts: pd.DataFrame) -> Optional[dict[str, Any]]:
+    from harness.llm.usage import llm_summary  # LLM agents (issue 13)
+
+    return llm_summary(attempts)
 
 
 def _first(g: pd.DataFrame, col: str) -> Any:

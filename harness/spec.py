@@ -319,6 +319,7 @@ class RunSummary(BaseModel):
     technique_score: Optional[float] = None
     competitions: list[dict[str, Any]] = Field(default_factory=list)
     techniques: list[dict[str, Any]] = Field(default_factory=list)
+    llm: Optional[dict[str, Any]] = None  # LLM agents: calls, tokens, cost (totals, mean ± SEM), overall and per competition
 
 
 GradeReport.model_rebuild()

@@ -94,6 +94,9 @@ def test_coding_agent_solves_a_competition_in_bubblewrap(ray_local, provider, st
     assert pd_isna(row["llm_limit_reached"])
     assert fake.auth_seen == {f"Bearer {FAKE_KEY}"}, "only the gateway talks to the provider, with the real key"
     assert (art / "code" / "solve.py").read_text() == SOLVE
+    llm = res.summary.llm
+    assert llm is not None and llm["llm_calls_total"] == 4 and llm["tokens_total"] == row["input_tokens"] + row["output_tokens"]
+    assert llm["cost_usd_total"] == pytest.approx(row["cost_usd"]) and llm["competitions"][0]["competition_id"] == COMP
     # the rollout export, from the CLI (jsonl and parquet) and the SDK (a real HTTP server)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-m", "harness.cli", "rollouts", res.run_id, "--store", str(store)],
