@@ -337,6 +337,7 @@ def start(host: str = "127.0.0.1", port: int = 8000, *, store: Optional[str] = N
     """
     tokens = tokens or os.environ.get(TOKENS_ENV) or None
     check_bind(host, tokens)
+    os.environ.setdefault("HARNESS_ENV_FILE", os.path.abspath(".env"))  # LLM agents: run drivers read the key there
     if tokens:
         load_tokens(tokens)
     import ray

@@ -213,9 +213,13 @@ class RunService:
                 registry, competitions=ids, agent=req.agent_id, seeds=req.seeds, lite=req.lite, sandbox=req.sandbox,
                 max_concurrency=req.max_concurrency, max_retries=req.max_retries, time_limit_s=req.time_limit_s,
                 technique_tasks=tt, engineering_tasks=et, owner=user, include_competitions=not (tt or et),
+                model=req.model, token_limit=req.token_limit, cost_limit=req.cost_limit, hints_from=req.hints_from, hints=req.hints,
             )
             agent = registry.agent(spec.agent)
             agent_env_vars(agent)
+            from harness.llm.hints import llm_and_hints  # LLM agents: a provider must be configured
+
+            llm_and_hints(spec.model_copy(update={"hints_from": None}), agent, self.root, [])
             check_resources(agent, spec)
         except (RegistryError, RunError) as e:
             raise APIError(400, str(e)) from None
@@ -225,7 +229,9 @@ class RunService:
                          total=len(plan_attempts(spec, run_id, registry)))
         options = dict(competitions=spec.competitions, agent=spec.agent, seeds=spec.seeds, lite=spec.lite,
                        sandbox=spec.sandbox, max_concurrency=spec.max_concurrency, max_retries=spec.max_retries,
-                       time_limit_s=spec.time_limit_s, technique_tasks=tt, engineering_tasks=et)
+                       time_limit_s=spec.time_limit_s, technique_tasks=tt, engineering_tasks=et,
+                       model=spec.model, token_limit=spec.token_limit, cost_limit=spec.cost_limit, hints_from=spec.hints_from,
+                       hints=spec.hints)
         with self._launch_lock:
             self._check_cap(user)
             rs.write_state(state)
