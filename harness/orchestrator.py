@@ -564,7 +564,7 @@ def execute_attempt(a: AttemptSpec, ctx: _Context, prep_error: Optional[str]) ->
         if ctx.llm is not None:  # issue 13: a gateway session, its socket mounted, the forwarder in front
             from harness.llm.session import AttemptLLM
 
-            llm = AttemptLLM.open(a.attempt_id, ctx.llm, attempt_dir / "logs")
+            llm = AttemptLLM.open(a.attempt_id, ctx.llm, attempt_dir / "logs", a.time_limit_s)
             command = llm.wrap(command)
         job = SandboxJob(
             run_id=a.run_id, attempt_id=a.attempt_id, command=command, agent_dir=agent_dir, data_dir=task.public,

@@ -123,6 +123,8 @@ class Gateway:
         path.chmod(0o666)
         s.runner = runner
         self.sessions[sid] = s
+        if spec.expires_s is not None:
+            asyncio.get_running_loop().call_later(spec.expires_s, lambda: asyncio.ensure_future(self._expire(sid)))
         return SessionInfo(session_id=sid, socket_dir=str(socket_dir), socket_name=SOCKET_NAME, token=s.token)
 
     def usage(self, session_id: str) -> LLMUsage:
@@ -143,6 +145,10 @@ class Gateway:
             finally:
                 s.record_path.unlink(missing_ok=True)
         return s.usage
+
+    async def _expire(self, session_id: str) -> None:
+        if session_id in self.sessions:
+            await self.close(session_id)
 
     async def shutdown(self) -> None:
         for sid in list(self.sessions):

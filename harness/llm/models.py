@@ -90,6 +90,8 @@ class SessionSpec(BaseModel):
     limits: LLMLimits = LLMLimits()
     models: Optional[list[str]] = None
     logs_dir: str = Field(description="host path of the attempt's logs/; llm_calls.jsonl lands there when the session closes")
+    expires_s: Optional[float] = Field(default=None, gt=0, description="seconds after which the gateway closes the session "
+                                       "itself (an attempt whose worker died never closes it)")
 
 
 class SessionInfo(BaseModel):

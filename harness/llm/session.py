@@ -60,15 +60,16 @@ class AttemptLLM:
         self._usage: Optional[LLMUsage] = None
 
     @classmethod
-    def open(cls, attempt_id: str, config: LLMRunConfig, logs_dir: Path) -> "AttemptLLM":
-        """A session on this node's gateway for the attempt whose logs are in `logs_dir`."""
+    def open(cls, attempt_id: str, config: LLMRunConfig, logs_dir: Path, time_limit_s: Optional[float] = None) -> "AttemptLLM":
+        """A session on this node's gateway for the attempt whose logs are in `logs_dir`; it closes
+        itself 10 minutes after `time_limit_s` (seconds) if the attempt never closes it."""
         import ray
 
         from harness.llm.gateway import node_gateway
 
         gateway = node_gateway()
         spec = SessionSpec(attempt_id=attempt_id, provider=config.provider, limits=config.limits, models=config.models,
-                           logs_dir=str(logs_dir))
+                           logs_dir=str(logs_dir), expires_s=time_limit_s + 600 if time_limit_s else None)
         return cls(gateway, ray.get(gateway.open.remote(spec)), config, attempt_id)
 
     @property
@@ -95,5 +96,8 @@ class AttemptLLM:
         import ray
 
         if self._usage is None:
-            self._usage = ray.get(self.gateway.close.remote(self.info.session_id))
+            try:
+                self._usage = ray.get(self.gateway.close.remote(self.info.session_id))
+            except KeyError:  # already expired: the attempt outlived its time limit by far
+                self._usage = LLMUsage(provider_down="the LLM session expired before the attempt ended")
         return self._usage
