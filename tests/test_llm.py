@@ -6,6 +6,7 @@ The LLM provider is the scripted fake in tests/llm_fake.py (the one fake allowed
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import socket
@@ -22,6 +23,7 @@ import pytest
 
 import harness
 from harness.llm.trajectory import load_trajectory
+from harness.store import RunStore
 from tests.llm_fake import FAKE_KEY, FakeOpenAI
 
 TEST_AGENTS = Path(__file__).parent / "agents"
@@ -104,10 +106,9 @@ def test_coding_agent_solves_a_competition_in_bubblewrap(ray_local, provider, st
     record = json.loads(out.splitlines()[0])
     assert record["attempt"]["score"] == pytest.approx(row["score"]) and record["attempt"]["llm_calls"] == 4
     assert len(record["trajectory"]["steps"]) == len(traj.steps)
-    pq_path = store / "r.parquet"
-    subprocess.run([sys.executable, "-m", "harness.cli", "rollouts", res.run_id, "--store", str(store), "--format", "parquet",
-                    "-o", str(pq_path)], capture_output=True, env=env, check=True)
-    table = pd.read_parquet(pq_path)
+    from harness.llm.rollouts import collect_rollouts, rollouts_parquet
+
+    table = pd.read_parquet(io.BytesIO(rollouts_parquet(collect_rollouts(RunStore(store, res.run_id)))))
     assert table["steps"].tolist() == [len(traj.steps)] and json.loads(table["trajectory"][0])["model"] == "gpt-4o-mini"
     with _api(store) as client:
         served = client.get_rollouts(res.run_id)
@@ -363,9 +364,7 @@ def test_hints_from_an_earlier_technique_run(ray_local, provider, store: Path) -
     # the agent was told: its first prompt holds the hints
     traj = load_trajectory(store / res.run_id / "artifacts" / row["attempt_id"] / "logs" / "trajectory.json")
     assert "Hints from earlier technique tasks" in (traj.steps[1].content or "")
-    # without --hints-from nothing is added and nothing recorded
-    plain = harness.run([COMP], agent="dummy", lite=True, store=store)
-    assert pd_isna(plain.attempts.iloc[0]["hints"])
+    assert pd_isna(trow["hints"])  # a run without --hints-from records none
 
 
 def test_gateway_streams_counts_and_prices(ray_local, provider, tmp_path: Path) -> None:
