@@ -232,6 +232,7 @@ class Gateway:
             s.write(entry)
             return _error(502, "provider_unavailable", f"harness: the LLM provider failed {tries} times: {err}")
         entry["provider_status"] = resp.status
+        s.usage.provider_down = None  # it answered: it does not *stay* down (failed tries are in failed_calls)
         try:
             if stream and resp.status == 200:
                 return await self._relay_stream(s, request, resp, entry, body, model, t0)

@@ -114,7 +114,7 @@ class LLMUsage(BaseModel):
     output_tokens: int = 0
     cost_usd: Optional[float] = 0.0
     limit_reached: Optional[LimitName] = None
-    provider_down: Optional[str] = Field(default=None, description="why the provider failed for good, when it did")
+    provider_down: Optional[str] = Field(default=None, description="why the provider failed for good, when its last call did")
     unpriced_models: list[str] = Field(default_factory=list)
 
     def row_fields(self) -> dict[str, object]:
