@@ -155,6 +155,7 @@ class Gateway:
             await self.close(sid)
         if self._http is not None:
             await self._http.close()
+        shutil.rmtree(self.root, ignore_errors=True)
 
     # ------------------------------------------------------------------ one call
 
