@@ -128,6 +128,11 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="After the run id, print the summary as JSON (no tables)."),
     ray_resource: Optional[List[str]] = typer.Option(None, "--ray-resource",
                                                      help="NAME=AMOUNT: a custom Ray resource every attempt needs (repeatable)."),
+    model: Optional[str] = typer.Option(None, "--model", help="LLM agents: the model to use (default: the agent's)."),
+    token_limit: Optional[int] = typer.Option(None, "--token-limit", help="LLM agents: tokens per attempt."),
+    cost_limit: Optional[float] = typer.Option(None, "--cost-limit", help="LLM agents: USD per attempt."),
+    hints_from: Optional[str] = typer.Option(None, "--hints-from", help="Put this run's technique-task outputs for the same data into the instructions."),
+    hints: str = typer.Option("outputs", "--hints", help="outputs, or rollouts (also the trajectories)."),
 ) -> None:
     """Run an agent on competitions or technique tasks; one Parquet row per attempt.
     Prints the run id first. Exit code 1 when the run ended with failures."""
@@ -143,7 +148,8 @@ def run(
                              lite=lite, sandbox=sandbox, max_concurrency=max_concurrency, max_retries=max_retries,
                              time_limit_s=time_limit, technique_tasks=_comma_list(technique_tasks),
                              engineering_tasks=_comma_list(engineering_tasks),
-                             ray_resources=_ray_resources(ray_resource or []))
+                             ray_resources=_ray_resources(ray_resource or []), model=model, token_limit=token_limit,
+                             cost_limit=cost_limit, hints_from=hints_from, hints=hints)
     except USER_ERRORS as e:
         _fail(e)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -459,6 +465,9 @@ from harness.cli_ui import compare as _compare, view as _view  # noqa: E402  (da
 
 app.command("view")(_view)
 app.command("compare")(_compare)
+from harness.llm.rollouts import rollouts_command  # noqa: E402  (issue 13)
+
+app.command("rollouts")(rollouts_command)
 
 
 def main() -> None:

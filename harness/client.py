@@ -99,6 +99,11 @@ class Client:
         engineering_tasks: Sequence[str] = (),
         sandbox: Optional[str] = None,
         max_retries: Optional[int] = None,
+        model: Optional[str] = None,
+        token_limit: Optional[int] = None,
+        cost_limit: Optional[float] = None,
+        hints_from: Optional[str] = None,
+        hints: Optional[str] = None,
     ) -> str:
         """Start a run; returns its id at once (the run goes on in the server).
 
@@ -128,7 +133,8 @@ class Client:
         if engineering_tasks:
             body["engineering_tasks"] = list(engineering_tasks)
         for key, value in (("max_concurrency", max_concurrency), ("time_limit_s", time_limit_s),
-                           ("sandbox", sandbox), ("max_retries", max_retries)):
+                           ("sandbox", sandbox), ("max_retries", max_retries), ("model", model), ("token_limit", token_limit),
+                           ("cost_limit", cost_limit), ("hints_from", hints_from), ("hints", hints)):
             if value is not None:
                 body[key] = value
         return str(self._json("POST", "/runs", json=body)["run_id"])
@@ -155,6 +161,10 @@ class Client:
 
         resp = self._request("GET", f"/runs/{run_id}/results", params={"format": "parquet"})
         return pd.read_parquet(io.BytesIO(resp.content))
+
+    def get_rollouts(self, run_id: str) -> list[dict[str, Any]]:
+        """One record per attempt: `attempt` (status, score, tokens, cost, hints) and `trajectory` (harness-trajectory/1)."""
+        return list(self._json("GET", f"/runs/{run_id}/rollouts"))
 
     def list_runs(self, status: Optional[str] = None, limit: Optional[int] = None) -> list[dict[str, Any]]:
         """Your runs, newest first (every page, or the first `limit`)."""

@@ -31,6 +31,8 @@ from typing import Any, Callable, Optional, Sequence
 import pandas as pd
 
 from harness.errors import RunError as RunError  # re-exported (callers import it from here)
+from harness.llm.hints import llm_and_hints
+from harness.llm.session import AttemptLLM
 from harness.registry import Registry, RegistryError, load_registry
 from harness.run_reports import record_attempt_report, write_run_report
 from harness.report import summarize
@@ -97,6 +99,8 @@ class _Context:
     agent_bundle_sha: str
     agent_env: dict[str, str]
     agent: AgentConfig  # by value: an agent found only on the driver's HARNESS_AGENTS_PATH runs on any node
+    llm: Any = None  # LLMRunConfig when the agent calls an LLM (issue 13)
+    hints: Any = None  # competition_id -> (instructions text, sources), from --hints-from
 
 
 # ====================================================================== planning
@@ -150,6 +154,11 @@ def run(
     cancel_event: Optional[threading.Event] = None,
     on_start: Optional[Callable[[str], None]] = None,
     ray_resources: Optional[dict[str, float]] = None,
+    model: Optional[str] = None,
+    token_limit: Optional[int] = None,
+    cost_limit: Optional[float] = None,
+    hints_from: Optional[str] = None,
+    hints: str = "outputs",
 ) -> RunResult:
     """Run an agent on competitions (and/or technique tasks) and record every attempt.
 
@@ -175,7 +184,8 @@ def run(
             max_concurrency=max_concurrency, max_retries=max_retries, time_limit_s=time_limit_s,
             technique_tasks=technique_tasks if isinstance(technique_tasks, (bool, str)) else list(technique_tasks),
             engineering_tasks=engineering_tasks if isinstance(engineering_tasks, str) else list(engineering_tasks), owner=owner,
-            ray_resources=dict(ray_resources or {}))
+            ray_resources=dict(ray_resources or {}), model=model, token_limit=token_limit, cost_limit=cost_limit,
+            hints_from=hints_from, hints=hints)
         spec = to_run_spec(registry, given)
         owner = owner or spec.owner
         rs = RunStore(root, run_id or new_run_id(spec.agent))
@@ -186,6 +196,8 @@ def run(
     agent_cfg = registry.agent(spec.agent)
     agent_env = agent_env_vars(agent_cfg)
     plan = plan_attempts(resolve_sandbox(spec, agent_cfg), rs.run_id, registry)
+
+    llm_cfg, hint_map = llm_and_hints(spec, agent_cfg, root, plan)
     state.total = len(plan)
     state.status = "running"
     state.error = None
@@ -203,7 +215,7 @@ def run(
         if todo:
             _init_ray(address)
             check_resources(agent_cfg, spec)
-            _execute(rs, spec, todo, agent_cfg, agent_env, settings, prog, progress, cancel_event)
+            _execute(rs, spec, todo, agent_cfg, agent_env, settings, prog, progress, cancel_event, llm_cfg, hint_map)
         state.status = "cancelled" if cancel_event is not None and cancel_event.is_set() else "completed"
     except KeyboardInterrupt as e:
         state.status, interrupted = "cancelled", e
@@ -336,13 +348,14 @@ def _bundle_agent(agent: AgentConfig) -> tuple[bytes, str]:
 
 def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentConfig, agent_env: dict[str, str],
              settings: Settings, prog: RunProgress, progress: Optional[Callable[[RunProgress], None]],
-             cancel_event: Optional[threading.Event]) -> None:
+             cancel_event: Optional[threading.Event], llm: Any = None, hints: Any = None) -> None:
     import ray
 
     bundle, sha = _bundle_agent(agent)
     settings = settings.model_copy(update={"driver_node": ray.get_runtime_context().get_node_id()})
     ctx = _Context(settings=settings, store_root=str(rs.root.resolve()), driver_node=ray.get_runtime_context().get_node_id(),
-                   agent_bundle=ray.put(bundle), agent_bundle_sha=sha, agent_env=agent_env, agent=agent)
+                   agent_bundle=ray.put(bundle), agent_bundle_sha=sha, agent_env=agent_env, agent=agent,
+                   llm=llm, hints=hints or {})
     res = agent.resources
     attempt_task = _attempt_task.options(num_cpus=res.cpus, num_gpus=res.gpus, max_retries=0,
                                          resources=dict(spec.ray_resources))
@@ -466,6 +479,7 @@ def _row(a: AttemptSpec, tries: int, o: AttemptOutcome, r: Optional[GradeReport]
         status=o.status, exit_code=o.exit_code, tries=tries, started_at=o.started_at, ended_at=o.ended_at,
         agent_seconds=o.agent_seconds, peak_memory_mb=o.peak_memory_mb, node=o.node, error=o.error,
         artifacts_dir=str(Path("artifacts") / a.attempt_id),
+        hints=o.hints, **(o.llm.row_fields() if o.llm is not None else {}),
     )
     if r is not None:
         fields.update(r.model_dump(include=set(GRADE_COLUMNS)))
@@ -534,18 +548,25 @@ def execute_attempt(a: AttemptSpec, ctx: _Context, prep_error: Optional[str]) ->
         if attempt_dir.exists():
             shutil.rmtree(attempt_dir)  # a retried attempt starts clean
         attempt_dir.mkdir(parents=True)
-        (attempt_dir / "instructions.md").write_text(task.instructions)
+        hint = (ctx.hints or {}).get(a.competition_id) if a.task_kind == "competition" else None  # --hints-from
+        (attempt_dir / "instructions.md").write_text(task.instructions + (hint[0] if hint else ""))
         (attempt_dir / ".validate_submission.sh").write_text(VALIDATE_SCRIPT)
         (attempt_dir / ".validate_submission.sh").chmod(0o755)
         agent = ctx.agent
         agent_dir = _materialize_agent(ctx)
         command = agent_command(agent)
+        llm = None
+        if ctx.llm is not None:  # issue 13: a gateway session, its socket mounted, the forwarder in front
+            llm = AttemptLLM.open(a.attempt_id, ctx.llm, attempt_dir / "logs", a.time_limit_s)
+            command = llm.wrap(command)
         job = SandboxJob(
             run_id=a.run_id, attempt_id=a.attempt_id, command=command, agent_dir=agent_dir, data_dir=task.public,
             attempt_dir=attempt_dir, resources=a.resources, time_limit_s=a.time_limit_s, network=agent.network,
             env={"COMPETITION_ID": a.competition_id, "TASK_ID": a.task_id, "HARNESS_SEED": str(a.seed),
                  "HARNESS_TASK_KIND": a.task_kind, "HARNESS_TECHNIQUE": a.technique or "",
-                 "TIME_LIMIT_SECS": str(int(a.time_limit_s)), **sample_submission_env(a, ctx.settings), **ctx.agent_env},
+                 "TIME_LIMIT_SECS": str(int(a.time_limit_s)), **sample_submission_env(a, ctx.settings), **ctx.agent_env,
+                 **(llm.env if llm else {})},
+            extra_binds=llm.binds if llm else [],
         )
         sandbox = get_sandbox(a.sandbox)
         cancel = threading.Event()
@@ -556,11 +577,15 @@ def execute_attempt(a: AttemptSpec, ctx: _Context, prep_error: Optional[str]) ->
             result = SandboxResult(status="cancelled", isolation="none", error="cancelled")
         finally:
             sandbox.attempt_cleanup(job)
+            usage = llm.close() if llm else None
+        if usage is not None and usage.provider_down and result.status != "cancelled":  # not the agent's fault
+            result = result.model_copy(update={"status": "infra_error", "error": f"LLM provider down: {usage.provider_down}"})
         outputs = backend.outputs(attempt_dir)
         tar = None if same_node else _pack(attempt_dir)
         return AttemptOutcome(**base, status=result.status, exit_code=result.exit_code, isolation=result.isolation,
                               started_at=started, ended_at=utcnow(), agent_seconds=result.agent_seconds,
-                              peak_memory_mb=result.peak_memory_mb, error=result.error, artifacts_tar=tar, outputs=outputs)
+                              peak_memory_mb=result.peak_memory_mb, error=result.error, artifacts_tar=tar, outputs=outputs,
+                              llm=usage, hints=hint[1] if hint else None)
     except RegistryError as e:
         return infra(str(e))
     except Exception as e:

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional
 
 import pandas as pd
 
+from harness.stats import mean_sem as mean_sem  # re-exported: the CLI and the dashboard import it from here
 from harness.spec import CompetitionReport, CompetitionSummary, GradingReport, RunState, RunSummary, TechniqueSummary
-
-
-def mean_sem(values: list[float]) -> tuple[Optional[float], Optional[float]]:
-    """Mean and standard error of the mean (None for an empty list; SEM 0 for one value)."""
-    vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if not vals:
-        return None, None
-    m = sum(vals) / len(vals)
-    if len(vals) < 2:
-        return m, 0.0
-    var = sum((v - m) ** 2 for v in vals) / (len(vals) - 1)
-    return m, math.sqrt(var / len(vals))
 
 
 def medal_name(row: pd.Series) -> str:
@@ -65,7 +53,14 @@ def summarize(state: RunState, attempts: pd.DataFrame, technique_grades: Optiona
         by_status={k: int(v) for k, v in attempts["status"].value_counts().items()} if len(attempts) else {},
         valid_submission_rate=vr, valid_submission_sem=vs, any_medal_rate=mr, any_medal_sem=ms,
         above_median_rate=ar, above_median_sem=as_, technique_score=tmean, competitions=competitions, techniques=techniques,
+        llm=_llm_summary(attempts),
     )
+
+
+def _llm_summary(attempts: pd.DataFrame) -> Optional[dict[str, Any]]:
+    from harness.llm.usage import llm_summary  # LLM agents (issue 13)
+
+    return llm_summary(attempts)
 
 
 def _first(g: pd.DataFrame, col: str) -> Any:

@@ -10,7 +10,7 @@ run.json and given to the driver.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Literal, Mapping, Optional, Sequence, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -42,6 +42,12 @@ class RunInput(BaseModel):
     engineering_tasks: Union[list[str], str] = Field(default_factory=list)
     owner: Optional[str] = None
     ray_resources: dict[str, float] = Field(default_factory=dict)
+    # LLM agents: the model and the per-attempt limits; hints from an earlier run
+    model: Optional[str] = None
+    token_limit: Optional[int] = Field(None, ge=0)
+    cost_limit: Optional[float] = Field(None, ge=0)
+    hints_from: Optional[str] = None
+    hints: Literal["outputs", "rollouts"] = "outputs"
 
 
 RunRequestLike = Union[RunInput, RunSpec, Mapping[str, Any]]
@@ -74,7 +80,9 @@ def to_run_spec(registry: Registry, given: RunRequestLike) -> RunSpec:
         return RunSpec(competitions=ids, agent=inp.agent, seeds=inp.seeds, lite=inp.lite, sandbox=inp.sandbox,
                        max_concurrency=inp.max_concurrency, max_retries=inp.max_retries, time_limit_s=inp.time_limit_s,
                        technique_tasks=technique, engineering_tasks=engineering, owner=inp.owner,
-                       include_competitions=not (technique or engineering), ray_resources=inp.ray_resources)
+                       include_competitions=not (technique or engineering), ray_resources=inp.ray_resources,
+                       model=inp.model, token_limit=inp.token_limit, cost_limit=inp.cost_limit, hints_from=inp.hints_from,
+                       hints=inp.hints)
     except ValidationError as e:
         raise RunError(_field_problem("run input", e)) from None
 

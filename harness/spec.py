@@ -11,6 +11,8 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from harness.llm.models import LLMAccess, LLMLimits, LLMUsage  # LLM agents (issue 13)
+
 SandboxKind = Literal["local", "docker", "auto"]
 Isolation = Literal["bwrap", "docker", "none"]
 TaskKind = Literal["competition", "technique"]
@@ -60,6 +62,9 @@ class AgentConfig(BaseModel):  # type: ignore[no-redef]  # the pydantic plugin c
     kwargs_type: Optional[str] = None
     env_vars: dict[str, str] = Field(default_factory=dict)
     privileged: bool = False
+    # LLM agents: access through the node's gateway (no network needed), per-attempt limits
+    llm: bool | LLMAccess = False
+    llm_limits: LLMLimits = LLMLimits()
 
 
 class CompetitionConfig(BaseModel):
@@ -151,6 +156,12 @@ class RunSpec(Frozen):
             if not (0 < amount < 1e6) or name in ("CPU", "GPU", "memory"):
                 raise ValueError(f"ray resource {name}={amount}: give a custom resource name and an amount > 0")
         return v
+    # LLM agents: model and limits for this run; hints from an earlier run's outputs
+    model: Optional[str] = None
+    token_limit: Optional[int] = Field(None, ge=0)
+    cost_limit: Optional[float] = Field(None, ge=0)
+    hints_from: Optional[str] = None
+    hints: Literal["outputs", "rollouts"] = "outputs"
 
     @field_validator("agent")
     @classmethod
@@ -218,6 +229,8 @@ class AttemptOutcome(Frozen):
     artifacts_tar: Optional[bytes] = None
     # the files the grader needs (name -> bytes); the grader may run on yet another node
     outputs: dict[str, bytes] = Field(default_factory=dict)
+    llm: Optional[LLMUsage] = None  # what an LLM agent used, as the gateway counted it
+    hints: Optional[str] = None  # JSON list of the hints the attempt's instructions got
 
 
 class GradeReport(Frozen):
@@ -292,6 +305,13 @@ class AttemptResult(Frozen):
     is_lower_better: Optional[bool] = None
     error: Optional[str] = None
     artifacts_dir: str = ""
+    # LLM agents (null for others): counted by the gateway; the limit that cut the agent off
+    llm_calls: Optional[int] = None
+    input_tokens: Optional[int] = None
+    output_tokens: Optional[int] = None
+    cost_usd: Optional[float] = None
+    llm_limit_reached: Optional[str] = None
+    hints: Optional[str] = None
 
 
 #: the columns of an attempt's row that its GradeReport fills (the rest come from the attempt and its sandbox)
@@ -395,6 +415,7 @@ class RunSummary(BaseModel):
     above_median_sem: Optional[float] = None
     competitions: list[CompetitionSummary] = Field(default_factory=list)
     techniques: list[TechniqueSummary] = Field(default_factory=list)
+    llm: Optional[dict[str, Any]] = None  # LLM agents: calls, tokens, cost (totals, mean ± SEM), overall and per competition
 
 
 GradeReport.model_rebuild()

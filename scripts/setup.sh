@@ -22,3 +22,5 @@ if ! python3 -c "import harness, ray, sklearn, pytest" >/dev/null 2>&1 || [ pypr
   touch .setup-stamp
 fi
 export RAY_USAGE_STATS_ENABLED=0
+# AIDE's own environment beside the interpreter (aideml pins old numpy/pandas: --no-deps, never harness's env)
+sh harness/agents/aide/install.sh

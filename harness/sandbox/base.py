@@ -39,6 +39,8 @@ class SandboxJob(BaseModel):
     time_limit_s: float = 3600.0
     network: bool = False
     image: Optional[str] = None
+    # (host path, sandbox path) mounted read-only, e.g. the LLM gateway's socket directory
+    extra_binds: list[tuple[str, str]] = []
 
     @property
     def submission_dir(self) -> Path:

@@ -126,6 +126,7 @@ class DockerSandbox(Sandbox):
         validator = job.attempt_dir / ".validate_submission.sh"
         if validator.is_file():
             mounts.append(bind(VALIDATE, validator, True))
+        mounts += [bind(dst, Path(src), True) for src, dst in job.extra_binds]
         res = job.resources
         threads = str(max(1, int(res.cpus)))
         env = {

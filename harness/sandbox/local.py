@@ -145,6 +145,8 @@ class LocalSandbox(Sandbox):
         validator = job.attempt_dir / ".validate_submission.sh"
         if validator.is_file():
             a += ["--ro-bind", str(validator), VALIDATE]
+        for src, dst in job.extra_binds:
+            a += ["--ro-bind", src, dst]
         a += ["--chdir", AGENT, "--hostname", "sandbox", "--"]
         return a
 

@@ -169,6 +169,13 @@ def create_app(service: RunService, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
                             headers={"content-disposition": f'attachment; filename="{run_id}.attempts.parquet"'})
         return Response(df.to_json(orient="records", date_format="iso"), media_type="application/json")
 
+    @app.get("/runs/{run_id}/rollouts", tags=["runs"])
+    def get_rollouts(run_id: str, who: str = Depends(user)) -> list[dict[str, Any]]:
+        """One record per attempt: its row's outcome and its validated logs/trajectory.json (LLM agents)."""
+        from harness.llm.rollouts import as_records, collect_rollouts
+
+        return as_records(collect_rollouts(service.state_for(run_id, who)[0]))
+
     @app.post("/runs/{run_id}/cancel", status_code=202, response_model=RunAccepted, tags=["runs"])
     def cancel_run(run_id: str, who: str = Depends(user)) -> RunAccepted:
         """Stop a run; running attempts are killed and it stays resumable."""
@@ -361,6 +368,7 @@ def start(host: str = "127.0.0.1", port: int = 8000, *, store: Optional[str] = N
     """
     tokens = tokens or os.environ.get(TOKENS_ENV) or None
     check_bind(host, tokens)
+    os.environ.setdefault("HARNESS_ENV_FILE", os.path.abspath(".env"))  # LLM agents: run drivers read the key there
     if tokens:
         load_tokens(tokens)
     import ray

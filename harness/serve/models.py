@@ -29,6 +29,12 @@ class RunRequest(BaseModel):
     technique_tasks: Union[bool, list[str]] = False
     engineering_tasks: list[str] = Field(default_factory=list)
     tasks: list[str] = Field(default_factory=list)
+    # LLM agents: model, per-attempt limits, hints from an earlier run (`--hints-from`)
+    model: Optional[str] = None
+    token_limit: Optional[int] = Field(None, ge=0)
+    cost_limit: Optional[float] = Field(None, ge=0)
+    hints_from: Optional[str] = None
+    hints: Literal["outputs", "rollouts"] = "outputs"
 
 
 class RunAccepted(BaseModel):

@@ -213,9 +213,13 @@ class RunService:
                 registry, competitions=ids, agent=req.agent_id, seeds=req.seeds, lite=req.lite, sandbox=req.sandbox,
                 max_concurrency=req.max_concurrency, max_retries=req.max_retries, time_limit_s=req.time_limit_s,
                 technique_tasks=tt, engineering_tasks=et, owner=user, include_competitions=not (tt or et),
+                model=req.model, token_limit=req.token_limit, cost_limit=req.cost_limit, hints_from=req.hints_from, hints=req.hints,
             )
             agent = registry.agent(spec.agent)
             agent_env_vars(agent)
+            from harness.llm.hints import llm_and_hints  # LLM agents: a provider must be configured
+
+            llm_and_hints(spec.model_copy(update={"hints_from": None}), agent, self.root, [])
             check_resources(agent, spec)
         except (RegistryError, RunError) as e:
             raise APIError(400, str(e)) from None
