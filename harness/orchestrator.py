@@ -52,6 +52,7 @@ from harness.store import RunStore, default_store
 
 SECRET = re.compile(r"\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 MAX_REMOTE_ARTIFACTS_MB = 512
+MAX_ARTIFACT_FILES = 10_000
 
 
 class RunError(ValueError):
@@ -474,11 +475,12 @@ def _row(a: AttemptSpec, tries: int, o: AttemptOutcome, r: Optional[GradeReport]
 
 
 def _unpack(data: bytes, dest: Path) -> None:
+    """A remote attempt's artifacts into `dest`: regular files only, nothing outside it, capped."""
+    from harness.safe_files import extract_tar
+
     if dest.exists():
         shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        tar.extractall(dest, filter="data")
+    extract_tar(io.BytesIO(data), dest, MAX_ARTIFACT_FILES, MAX_REMOTE_ARTIFACTS_MB * 1024**2)
 
 
 # ====================================================================== Ray tasks
@@ -596,9 +598,10 @@ def _materialize_agent(ctx: _Context) -> Path:
 
 
 def _pack(folder: Path) -> bytes:
+    """An attempt's artifacts as a tar.gz: regular single-link files only (no link followed), capped."""
+    from harness.safe_files import tar_tree
+
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for p in sorted(folder.rglob("*")):
-            if p.is_file() and p.stat().st_size < MAX_REMOTE_ARTIFACTS_MB * 1024**2:
-                tar.add(p, arcname=str(p.relative_to(folder)))
+        tar_tree(folder, tar, MAX_ARTIFACT_FILES, MAX_REMOTE_ARTIFACTS_MB * 1024**2)
     return buf.getvalue()

@@ -112,6 +112,10 @@ class RunStore:
 
     def write_attempt(self, row: AttemptResult, checks: Iterable[CheckResult] = ()) -> None:
         """Durably record one finished attempt (replacing an earlier row of the same attempt)."""
+        from harness.safe_files import clip
+
+        # agent-derived text is cut, so the row always fits (and never carries a whole file)
+        row = row.model_copy(update={"invalid_reason": clip(row.invalid_reason, 500), "error": clip(row.error, 1000)})
         checks = list(checks)
         if checks:
             rows = [dict(run_id=row.run_id, attempt_id=row.attempt_id, technique=row.technique, **c.model_dump()) for c in checks]
