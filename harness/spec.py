@@ -39,6 +39,8 @@ class Resources(Frozen):
     gpus: int = Field(0, ge=0)
     pids: int = Field(4096, gt=0)
     shm_gb: float = Field(1.0, gt=0)
+    #: the writable dirs' cap (GB): /home/submission, /home/code, /home/logs together, and /tmp on its own
+    disk_gb: float = Field(4.0, gt=0, le=1024, allow_inf_nan=False)
 
 
 class AgentConfig(BaseModel):
@@ -123,6 +125,8 @@ class RunSpec(Frozen):
     engineering_tasks: list[str] = Field(default_factory=list)
     include_competitions: bool = True
     owner: Optional[str] = None
+    #: the operator's grant: an agent whose config says `network: true` runs only with it
+    allow_network: bool = False
 
     @field_validator("agent")
     @classmethod
