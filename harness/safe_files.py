@@ -124,6 +124,28 @@ def read_fd(fd: int, size: int) -> bytes:
         return fh.read(size)
 
 
+def tree_bytes(root: Path, stop_at: int, max_entries: int = 200_000) -> int:
+    """Bytes allocated on disk beneath `root` (st_blocks, links not followed), counted until the sum
+    passes `stop_at` or `max_entries` entries were seen, so a hostile tree cannot make it slow."""
+    total, seen = 0, 0
+    stack = [str(root)]
+    while stack and total <= stop_at and seen < max_entries:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for e in it:
+                    seen += 1
+                    try:
+                        st = e.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    total += st.st_blocks * 512
+                    if stat.S_ISDIR(st.st_mode):
+                        stack.append(e.path)
+        except OSError:
+            continue
+    return total
+
+
 @dataclass
 class CopyReport:
     """What a tree copy took and what it refused (name: rule), sizes in bytes."""
