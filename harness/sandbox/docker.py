@@ -46,7 +46,7 @@ from harness.spec import SandboxResult
 AGENT_UID = 1000  # the base image's `nonroot`; used when harness itself runs as root
 KIND = "sandbox"  # value of the `harness` label on attempt containers
 _GRACE_S = 120  # past a container's deadline by this much, it is a leftover whoever made it
-_SELF_KILL_S = 30  # the container kills itself this long after its time limit, even with no driver left
+_SELF_KILL_S = 10  # the container kills itself this long after its time limit, even with no driver left
 LOG_MAX = "16m"  # docker's own json log of a container (rotated, one file): the engine never holds more
 _LOG_MAX_BYTES = 16 * 1024**2
 _DISK_CHECK_S = 1.0  # how often the writable dirs and the container's writable layer are measured
@@ -177,7 +177,7 @@ class DockerSandbox(Sandbox):
             mounts=mounts,
             tmpfs={"/tmp": f"size={job.disk_bytes},mode=1777",
                    **{f"{SANDBOX_HARNESS}/harness/{sub}": "size=64k,mode=0555" for sub in HIDDEN_HARNESS_DIRS}},
-            log_config=LogConfig(type="json-file", config={"max-size": LOG_MAX, "max-file": "1"}),
+            log_config=LogConfig(type="json-file", config={"max-size": LOG_MAX, "max-file": "2"}),
             network_mode="bridge" if job.network else "none",
             mem_limit=memory,
             memswap_limit=memory,  # no swapping past the limit
@@ -194,12 +194,15 @@ class DockerSandbox(Sandbox):
         )
 
     def _supervise(self, job: SandboxJob, container: Any, cancel: Optional[threading.Event], t0: float) -> SandboxResult:
+        # attached before the start, so nothing is missed: the attach stream is the container's stdio itself,
+        # not docker's (rotated, bounded) log file, which a follow stream loses track of when it rotates
+        stream = container.attach(stdout=True, stderr=True, stream=True, logs=False)
         container.start()
         started = time.monotonic()
         exited = threading.Event()
         waited: dict[str, Any] = {}
         streamed = {"bytes": 0}
-        logger = threading.Thread(target=_stream_logs, args=(container, job.log_path, streamed), daemon=True)
+        logger = threading.Thread(target=_stream_logs, args=(stream, job.log_path, streamed), daemon=True)
         logger.start()
         threading.Thread(target=_wait, args=(container, waited, exited), daemon=True).start()
         memory = _MemoryWatch(container.id)
@@ -254,11 +257,11 @@ def container_name(job: SandboxJob) -> str:
     return f"harness-{slug(job.attempt_id, 80)}-{uuid.uuid4().hex[:8]}"
 
 
-def _stream_logs(container: Any, path: Path, streamed: dict[str, int]) -> None:
+def _stream_logs(stream: Any, path: Path, streamed: dict[str, int]) -> None:
     """Both streams, as the engine hands them over, appended to logs/agent.log (head and tail kept, see CappedLog)."""
     log = CappedLog(path)
     try:
-        for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+        for chunk in stream:
             log.write(chunk)
             streamed["bytes"] += len(chunk)
     except Exception:  # noqa: BLE001  (the container was removed under the stream: nothing more to read)
