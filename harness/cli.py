@@ -60,6 +60,7 @@ def run(
     store: Optional[Path] = StoreOpt,
     address: Optional[str] = typer.Option(None, "--address", envvar="RAY_ADDRESS", help="Ray cluster address (default: a local Ray)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON last."),
+    allow_network: bool = typer.Option(False, "--allow-network", help="Grant network to an agent whose config asks for it (isolated, outbound only)."),
 ) -> None:
     """Run an agent on competitions or technique tasks; one Parquet row per attempt."""
     import harness
@@ -86,6 +87,7 @@ def run(
             max_concurrency=max_concurrency, max_retries=max_retries, time_limit_s=time_limit,
             technique_tasks=tt, engineering_tasks=_comma_list(engineering_tasks), store=store, resume=resume,
             address=address, progress=on_progress, on_start=on_start,
+            allow_network=allow_network,
         )
     except KeyboardInterrupt:
         progress.stop()

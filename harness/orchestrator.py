@@ -48,7 +48,7 @@ from harness.spec import (
     new_run_id,
     utcnow,
 )
-from harness.store import RunStore, default_store
+from harness.store import DriverLock, RunLocked, RunStore, default_store
 
 SECRET = re.compile(r"\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 MAX_REMOTE_ARTIFACTS_MB = 512
@@ -167,6 +167,7 @@ def run(
     progress: Optional[Callable[[RunProgress], None]] = None,
     cancel_event: Optional[threading.Event] = None,
     on_start: Optional[Callable[[str], None]] = None,
+    allow_network: bool = False,
 ) -> RunResult:
     """Run an agent on competitions (and/or technique tasks) and record every attempt.
 
@@ -183,6 +184,8 @@ def run(
         state = rs.read_state()
         _refuse_if_live(state)
         spec = state.spec
+        if allow_network and not spec.allow_network:
+            spec = state.spec = spec.model_copy(update={"allow_network": True})
     else:
         from harness.technique import expand_task_selection
 
@@ -191,17 +194,19 @@ def run(
             registry, competitions=competitions, split=split, agent=agent, seeds=seeds, lite=lite, sandbox=sandbox,
             max_concurrency=max_concurrency, max_retries=max_retries, time_limit_s=time_limit_s,
             technique_tasks=tt, engineering_tasks=et, owner=owner,
-            include_competitions=not (tt or et),
+            include_competitions=not (tt or et), allow_network=allow_network,
         )
         rs = RunStore(root, run_id or new_run_id(spec.agent))
         state = RunState(run_id=rs.run_id, spec=spec, owner=owner)
     agent_cfg = registry.agent(spec.agent)
+    _check_network_grant(agent_cfg, spec)
     agent_env = agent_env_vars(agent_cfg)
     plan = plan_attempts(resolve_sandbox(spec, agent_cfg), rs.run_id, registry)
     state.total = len(plan)
     state.status = "running"
     state.error = None
     state.driver = f"{socket.gethostname()}:{os.getpid()}"
+    lock = _claim_driver(rs)
     rs.write_state(state)
     if on_start:
         on_start(rs.run_id)
@@ -222,7 +227,33 @@ def run(
     except Exception as e:
         state.status, state.error = "failed", f"{type(e).__name__}: {e}"
         interrupted = e
-    return _finish(rs, state, interrupted)
+    try:
+        return _finish(rs, state, interrupted)
+    finally:
+        lock.release()
+
+
+def _check_network_grant(agent: AgentConfig, spec: RunSpec) -> None:
+    """Network is the operator's grant (`--allow-network`), never the agent's own choice."""
+    if not agent.network:
+        return
+    if not spec.allow_network:
+        raise RunError(f"agent {agent.id!r} asks for network (`network: true` in {agent.dir / 'config.yaml'}) and this run "
+                       "does not grant it: run with --allow-network (harness.run(allow_network=True)) or set `network: false`")
+    if spec.sandbox == "local":
+        from harness.sandbox.local import network_refusal
+
+        why = network_refusal()
+        if why:
+            raise RunError(why)
+
+
+def _claim_driver(rs: RunStore) -> DriverLock:
+    """One driver per run, atomically: a second driver of the same run stops here with one line."""
+    try:
+        return rs.claim_driver()
+    except RunLocked as e:
+        raise RunError(str(e)) from None
 
 
 def _finish(rs: RunStore, state: RunState, interrupted: Optional[BaseException]) -> RunResult:

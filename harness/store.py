@@ -48,6 +48,43 @@ TECHNIQUE_GRADES_SCHEMA = pa.schema([
 assert set(ATTEMPTS_SCHEMA.names) == set(AttemptResult.model_fields), "schema and AttemptResult disagree"
 
 
+class RunLocked(RuntimeError):
+    """Another live process drives this run; the message names it."""
+
+
+class DriverLock:
+    """The one-driver-per-run claim: an exclusive, non-blocking flock on <run>/.driver.lock, held
+    until `release` (or the process ends, whatever way: the kernel drops the lock with the fd).
+    The file holds `host:pid` of the holder, for the refusal's message."""
+
+    def __init__(self, run_dir: Path) -> None:
+        import fcntl
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = run_dir / ".driver.lock"
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunLocked(f"run {run_dir.name} is already being driven by {holder} (it holds {self.path}); "
+                            "wait for it to end or cancel it, then resume") from None
+        import socket
+
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{socket.gethostname()}:{os.getpid()}\n".encode(), 0)
+        self.fd: Optional[int] = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing drops the flock
+            self.fd = None
+
+    def __del__(self) -> None:
+        self.release()
+
+
 class RunNotFound(KeyError):
     def __str__(self) -> str:
         return f"no run {self.args[0]!r} in the store; `harness runs` lists the runs there"
@@ -84,6 +121,10 @@ class RunStore:
         self.root = Path(root)
         self.run_id = run_id
         self.dir = self.root / run_id
+
+    def claim_driver(self) -> DriverLock:
+        """Become this run's only driver, or raise RunLocked naming the live one."""
+        return DriverLock(self.dir)
 
     # -- run.json
     @property
