@@ -178,6 +178,7 @@ def run(
     """
     root = Path(store) if store is not None else default_store()
     settings = Settings.from_env()
+    _check_dirs(root, settings)
     registry = load_registry(settings)
     if resume:
         rs = RunStore(root, resume)
@@ -200,6 +201,11 @@ def run(
         state = RunState(run_id=rs.run_id, spec=spec, owner=owner)
     agent_cfg = registry.agent(spec.agent)
     _check_network_grant(agent_cfg, spec)
+    if agent_cfg.model_extra:
+        import sys
+
+        print(f"warning: {agent_cfg.dir / 'config.yaml'}: unknown key(s) {', '.join(sorted(agent_cfg.model_extra))} "
+              "ignored (a typo?)", file=sys.stderr)
     agent_env = agent_env_vars(agent_cfg)
     plan = plan_attempts(resolve_sandbox(spec, agent_cfg), rs.run_id, registry)
     state.total = len(plan)
@@ -233,6 +239,19 @@ def run(
         lock.release()
 
 
+def _check_dirs(root: Path, settings: Settings) -> None:
+    """Refuse up front a store or data dir that cannot hold anything (a file, /proc, read-only)."""
+    for what, d, env in (("run store", root, "--store / HARNESS_RUNS_DIR"), ("data dir", settings.data_dir, "HARNESS_DATA_DIR"),
+                         ("work dir", settings.work_dir, "HARNESS_WORK_DIR")):
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            probe = d / f".probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise RunError(f"the {what} {d} is not a writable directory ({e.strerror}): point {env} elsewhere") from None
+
+
 def _check_network_grant(agent: AgentConfig, spec: RunSpec) -> None:
     """Network is the operator's grant (`--allow-network`), never the agent's own choice."""
     if not agent.network:
@@ -261,6 +280,9 @@ def _finish(rs: RunStore, state: RunState, interrupted: Optional[BaseException])
     attempts = rs.attempts()
     state.done = int(attempts["status"].isin(FINAL_STATUSES).sum()) if len(attempts) else 0
     state.failed = int(attempts["status"].isin(FINAL_STATUSES - {"succeeded"}).sum()) if len(attempts) else 0
+    if state.status == "completed" and len(attempts) and (attempts["status"] == "infra_error").all():
+        state.status = "failed"  # nothing ran: the harness failed, not the agent
+        state.error = state.error or "every attempt failed for infrastructure reasons (see the error column)"
     summary = summarize(state, attempts, rs.technique_grades())
     rs.write_json("summary.json", summary.model_dump(mode="json"))
     rs.write_json("grading_report.json", grading_report(attempts))
@@ -348,6 +370,10 @@ def check_resources(agent: AgentConfig, spec: RunSpec) -> None:
     res = agent.resources
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     fits = [n for n in nodes if n.get("CPU", 0) >= res.cpus and n.get("GPU", 0) >= res.gpus]
+    biggest_gb = max((n.get("memory", 0) for n in nodes), default=0) / 1024**3
+    if fits and nodes and all(n.get("memory", 0) / 1024**3 < res.memory_gb for n in fits) and biggest_gb:
+        raise RunError(f"agent {agent.id!r} asks for memory_gb: {res.memory_gb:g} and the largest node has "
+                       f"{biggest_gb:.1f} GB for tasks: lower `resources.memory_gb` in its config.yaml or add a bigger node")
     if not fits:
         biggest = max((n.get("CPU", 0) for n in nodes), default=0)
         gpus = max((n.get("GPU", 0) for n in nodes), default=0)

@@ -36,7 +36,8 @@ def clip(text: Optional[str], limit: int = 300) -> Optional[str]:
     """`text` cut to at most `limit` characters (the cut marked), for agent-derived text in rows."""
     if text is None or len(text) <= limit:
         return text
-    return text[: limit - 20] + f"... [{len(text) - limit + 20} chars cut]"
+    mark = f"... [{len(text)} chars, cut]"
+    return text[: max(0, limit - len(mark))] + mark
 
 
 def _kind(mode: int) -> str:

@@ -20,6 +20,8 @@ RunStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 #: statuses that count as a finished attempt; a resume re-runs anything else
 FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "agent_failed", "timeout", "oom", "infra_error"})
 
+MAX_TIME_LIMIT_S = 30 * 24 * 3600.0  # an attempt's time limit is finite and at most 30 days
+
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 
 
@@ -34,11 +36,11 @@ class Frozen(BaseModel):
 class Resources(Frozen):
     """What one attempt may use: CPU cores, memory in GB, GPUs."""
 
-    cpus: float = Field(1.0, gt=0)
-    memory_gb: float = Field(4.0, gt=0)
+    cpus: float = Field(1.0, gt=0, le=4096, allow_inf_nan=False)
+    memory_gb: float = Field(4.0, gt=0, le=1_000_000, allow_inf_nan=False)
     gpus: int = Field(0, ge=0)
     pids: int = Field(4096, gt=0)
-    shm_gb: float = Field(1.0, gt=0)
+    shm_gb: float = Field(1.0, gt=0, le=1024, allow_inf_nan=False)
     #: the writable dirs' cap (GB): /home/submission, /home/code, /home/logs together, and /tmp on its own
     disk_gb: float = Field(4.0, gt=0, le=1024, allow_inf_nan=False)
 
@@ -52,7 +54,7 @@ class AgentConfig(BaseModel):
     dir: Path
     command: Optional[str | list[str]] = None
     resources: Resources = Resources()
-    time_limit_s: float = Field(3600.0, gt=0)
+    time_limit_s: float = Field(3600.0, gt=0, le=MAX_TIME_LIMIT_S, allow_inf_nan=False)
     network: bool = False
     description: str = ""
     # mlebench keys
@@ -120,7 +122,7 @@ class RunSpec(Frozen):
     sandbox: SandboxKind = "local"
     max_concurrency: Optional[int] = Field(None, ge=1)
     max_retries: int = Field(2, ge=0, le=20)
-    time_limit_s: Optional[float] = Field(None, gt=0)
+    time_limit_s: Optional[float] = Field(None, gt=0, le=MAX_TIME_LIMIT_S, allow_inf_nan=False)
     technique_tasks: list[str] = Field(default_factory=list)
     engineering_tasks: list[str] = Field(default_factory=list)
     include_competitions: bool = True

@@ -194,7 +194,10 @@ class RunStore:
 def _read_rows(files_dir: Path, compacted: Path, schema: pa.Schema, key: Optional[str]) -> pd.DataFrame:
     tables = []
     if compacted.is_file():
-        tables.append(pq.read_table(compacted, schema=schema))
+        try:
+            tables.append(pq.read_table(compacted, schema=schema))
+        except (OSError, pa.ArrowInvalid):
+            pass  # a torn or corrupt compacted table: the per-attempt files rebuild it (compact rewrites it)
     if files_dir.is_dir():
         for p in sorted(files_dir.glob("*.parquet")):
             try:

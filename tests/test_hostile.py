@@ -367,3 +367,56 @@ def test_network_is_the_operators_grant(harness_dirs: dict, store: Path, tmp_pat
                            "--store", str(store)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "--allow-network" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.count("error:") == 1, proc.stderr
+
+
+# ---------------------------------------------------------------- bad inputs: one line each
+
+
+def _cli_line(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "400", **env})
+
+
+@pytest.mark.parametrize("case", ["store-file", "store-proc", "data-file", "inf-limit", "inf-cli", "huge-memory"])
+def test_bad_inputs_are_one_line(case: str, harness_dirs: dict, tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    agents = tmp_path / "agents"
+    (agents / "inf").mkdir(parents=True)
+    (agents / "inf" / "config.yaml").write_text("command: 'true'\ntime_limit_s: .inf\n")
+    (agents / "huge").mkdir(parents=True)
+    (agents / "huge" / "config.yaml").write_text("command: 'true'\nresources: {memory_gb: 100000}\ncolour: blue\n")
+    base = ["run", "-c", "penguin-species", "--lite", "--store", str(tmp_path / "runs")]
+    env = {"HARNESS_AGENTS_PATH": str(agents)}
+    args, expect = {
+        "store-file": (["run", "-c", "penguin-species", "--lite", "--store", str(a_file)], "run store"),
+        "store-proc": (["run", "-c", "penguin-species", "--lite", "--store", "/proc/harness-x"], "run store"),
+        "data-file": (base, "data dir"),
+        "inf-limit": ([*base, "--agent", "inf"], "time_limit_s"),
+        "inf-cli": ([*base, "--time-limit", "inf"], "time_limit_s"),
+        "huge-memory": ([*base, "--agent", "huge"], "memory_gb"),
+    }[case]
+    if case == "data-file":
+        env["HARNESS_DATA_DIR"] = str(a_file)
+    proc = _cli_line(args, env)
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr and proc.stderr.count("error:") == 1, proc.stderr
+    assert expect in proc.stderr, proc.stderr
+    if case == "huge-memory":
+        assert "colour" in proc.stderr  # the unknown key is warned about
+
+
+def test_a_corrupt_compacted_table_is_rebuilt_from_the_attempt_files(tmp_path: Path) -> None:
+    from harness.spec import AttemptResult
+    from harness.store import RunStore
+
+    rs = RunStore(tmp_path, "r")
+    rs.write_attempt(AttemptResult(run_id="r", attempt_id="a", task_kind="competition", competition_id="c", agent_id="x",
+                                   seed=0, sandbox="local", isolation="bwrap", status="succeeded",
+                                   invalid_reason="y" * 100_000))
+    rs.compact()
+    (rs.dir / "attempts.parquet").write_bytes(b"PAR1 torn")
+    df = rs.attempts()
+    assert list(df["attempt_id"]) == ["a"] and len(df["invalid_reason"][0]) <= 500
+    rs.compact()
+    assert len(RunStore(tmp_path, "r").attempts()) == 1
