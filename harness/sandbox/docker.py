@@ -41,7 +41,7 @@ from harness.sandbox.base import (
 )
 from harness.safe_files import tree_bytes
 from harness.sandbox.local import HARNESS_PKG, HIDDEN_HARNESS_DIRS, SANDBOX_HARNESS
-from harness.spec import SandboxResult
+from harness.spec import AttemptStatus, SandboxResult
 
 AGENT_UID = 1000  # the base image's `nonroot`; used when harness itself runs as root
 KIND = "sandbox"  # value of the `harness` label on attempt containers
@@ -81,7 +81,7 @@ class DockerSandbox(Sandbox):
             if refusal:
                 return self._infra(job, refusal, details)
             with open(job.log_path, "a", buffering=1) as log:
-                image = job.image or agent_image(job.agent_dir, client, log=lambda line: log.write(line + "\n"))
+                image = job.image or agent_image(job.agent_dir, client, log=lambda line: _write_line(log, line))
             details["image"] = image
             _make_writable_for_agent(job)
             config = self._container_config(job, image)
@@ -224,10 +224,11 @@ class DockerSandbox(Sandbox):
         container.reload()
         state = container.attrs.get("State", {})
         exit_code = waited.get("code", state.get("ExitCode"))
+        status: AttemptStatus
         if why:
             with open(job.log_path, "ab") as log:
                 log.write(f"\n[harness] {why} after {seconds:.1f}s (limit {job.time_limit_s:g}s): container killed\n".encode())
-            status = why
+            status = "timeout" if why == "timeout" else "cancelled"
         elif state.get("OOMKilled"):
             status = "oom"
         elif waited.get("error"):
@@ -250,6 +251,10 @@ class DockerSandbox(Sandbox):
         }.get(status)
         return SandboxResult(status=status, exit_code=exit_code, isolation="docker", agent_seconds=seconds,
                              peak_memory_mb=memory.peak_mb, error=error)
+
+
+def _write_line(log: Any, line: str) -> None:
+    log.write(line + "\n")
 
 
 def container_name(job: SandboxJob) -> str:

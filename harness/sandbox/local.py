@@ -255,7 +255,7 @@ class LocalSandbox(Sandbox):
         peak = cgroup.peak_memory_mb() if cgroup else waiter.maxrss_mb
         if failed_setup:
             return SandboxResult(status="infra_error", isolation=isolation, exit_code=exit_code, agent_seconds=seconds,
-                                 error="bubblewrap failed to set up the sandbox: " + (inside.net_error or _log_tail(job.log_path, 300)))
+                                 error="bubblewrap failed to set up the sandbox: " + ((inside.net_error if inside else None) or _log_tail(job.log_path, 300)))
         tail = _log_tail(job.log_path, 2000)
         status: AttemptStatus
         if why:
