@@ -232,8 +232,14 @@ class LocalSandbox(Sandbox):
             inside = _Inside.attach(proc, pipes, job)
             copied["net"] = inside.net_error or ("slirp4netns" if job.network else "none")
         why = None
-        if inside is None or inside.home is not None:
-            why = wait_for_end(waiter.done, t0 + job.time_limit_s, cancel)
+        try:
+            if inside is None or inside.home is not None:
+                why = wait_for_end(waiter.done, t0 + job.time_limit_s, cancel)
+        except BaseException:  # ray.cancel's KeyboardInterrupt in this thread: end the tree on the way out
+            _kill_tree(proc.pid, cgroup)
+            if inside is not None:
+                inside.close()
+            raise
         if why or (inside is not None and inside.home is None):
             _kill_tree(proc.pid, cgroup)
             waiter.done.wait(10)
@@ -337,6 +343,7 @@ class _Inside:
                 return self
             self.home = os.open(f"/proc/{pid}/root/home", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             self.tmp = os.open(f"/proc/{pid}/root/tmp", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            _seed(pid, job)
             if job.network:
                 self.net_error = self._start_network(pid)
                 if self.net_error:
@@ -393,7 +400,7 @@ class _Inside:
                 continue
             try:
                 copy_tree(fd, dest, MAX_ARTIFACT_FILES, job.disk_bytes,
-                          skip=frozenset({"agent.log", "sandbox.json"}) if name == "logs" else frozenset(), report=report)
+                          skip=_RESERVED_LOGS if name == "logs" else frozenset(), report=report)
             finally:
                 os.close(fd)
         return {"files": report.files, "bytes": report.bytes, "refused": {k[:200]: v for k, v in report.refused.items()}}
@@ -408,6 +415,25 @@ class _Inside:
                 self.slirp.kill()
             self.slirp.wait()
             self.slirp = None
+
+
+_RESERVED_LOGS = frozenset({"agent.log", "sandbox.json"})  # harness's own files in logs/, never the agent's
+
+
+def _seed(pid: int, job: SandboxJob) -> None:
+    """What harness put in the attempt's writable dirs before the start (a grader's runner script, say)
+    moves into the sandbox's tmpfs, before the agent runs; it comes back with the copy-out if the agent keeps it."""
+    for name, host in (("submission", job.submission_dir), ("code", job.code_dir), ("logs", job.logs_dir)):
+        entries = [p for p in host.iterdir() if not (name == "logs" and p.name in _RESERVED_LOGS)] if host.is_dir() else []
+        if not entries:
+            continue
+        skip = _RESERVED_LOGS if name == "logs" else frozenset()
+        copy_tree(host, Path(f"/proc/{pid}/root/home/{name}"), MAX_ARTIFACT_FILES, job.disk_bytes, skip=skip)
+        for p in entries:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
 
 
 def _child_pid(status_r: int, timeout: float) -> Optional[int]:
