@@ -264,14 +264,34 @@ def _create_beneath(out: int, parts: list[str]) -> int:
 
 
 def _write_beneath(out: int, rel: str, src: int, size: int) -> None:
-    with os.fdopen(_create_beneath(out, rel.split("/")), "wb") as fh:
-        left = size
-        while left > 0:
-            chunk = os.read(src, min(_CHUNK, left))
-            if not chunk:
-                break
-            fh.write(chunk)
-            left -= len(chunk)
+    """Copy `size` bytes of `src` to a new file `rel` beneath `out`; holes stay holes (a sparse 2 GB file
+    costs nothing on either disk)."""
+    dst = _create_beneath(out, rel.split("/"))
+    try:
+        pos = 0
+        while pos < size:
+            try:
+                data = os.lseek(src, pos, os.SEEK_DATA)
+                hole = min(os.lseek(src, data, os.SEEK_HOLE), size)
+            except OSError as e:
+                if e.errno == errno.ENXIO:  # only a hole from here on
+                    break
+                data, hole = pos, size  # no SEEK_DATA on this filesystem: copy it all
+            os.lseek(src, data, os.SEEK_SET)
+            os.lseek(dst, data, os.SEEK_SET)
+            left = hole - data
+            while left > 0:
+                chunk = os.read(src, min(_CHUNK, left))
+                if not chunk:
+                    break
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(dst, view):]
+                left -= len(chunk)
+            pos = hole
+        os.ftruncate(dst, size)
+    finally:
+        os.close(dst)
 
 
 def tar_tree(root: Root, tar: tarfile.TarFile, max_files: int, max_bytes: int, report: Optional[CopyReport] = None) -> CopyReport:

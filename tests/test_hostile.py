@@ -438,3 +438,25 @@ def test_a_corrupt_compacted_table_is_rebuilt_from_the_attempt_files(tmp_path: P
     assert list(df["attempt_id"]) == ["a"] and len(df["invalid_reason"][0]) <= 500
     rs.compact()
     assert len(RunStore(tmp_path, "r").attempts()) == 1
+
+
+def test_a_two_gb_submission_through_a_run_keeps_memory_bounded(ray_local, store: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import resource
+    import shutil
+
+    import harness
+
+    agent = tmp_path / "agents" / "big-sub"
+    agent.mkdir(parents=True)
+    shutil.copy(HOSTILE / "probe.py", agent / "probe.py")
+    (agent / "config.yaml").write_text("command: python3 /home/agent/probe.py\nenv_vars: {PROBE: big}\n"
+                                       "resources: {cpus: 1, memory_gb: 1, disk_gb: 3}\ntime_limit_s: 60\n")
+    monkeypatch.setenv("HARNESS_AGENTS_PATH", str(tmp_path / "agents"))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = harness.run(["penguin-species"], agent="big-sub", lite=True, store=store)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    row = result.attempts.iloc[0]
+    assert row["status"] == "succeeded" and not row["valid_submission"], row.to_dict()
+    assert "over the" in row["invalid_reason"] and len(row["invalid_reason"]) <= 500, row["invalid_reason"]
+    assert grown_mb < 512, f"the driver grew by {grown_mb:.0f} MB"
