@@ -460,3 +460,20 @@ def test_a_two_gb_submission_through_a_run_keeps_memory_bounded(ray_local, store
     assert row["status"] == "succeeded" and not row["valid_submission"], row.to_dict()
     assert "over the" in row["invalid_reason"] and len(row["invalid_reason"]) <= 500, row["invalid_reason"]
     assert grown_mb < 512, f"the driver grew by {grown_mb:.0f} MB"
+
+
+def test_a_run_whose_attempts_all_failed_for_infrastructure_reads_failed(ray_local, store: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness
+
+    src = REPO / "harness/competitions/breast-cancer-diagnosis"
+    broken = tmp_path / "comps" / "broken-source"
+    broken.mkdir(parents=True)
+    for f in ("grade.py", "description.md", "leaderboard.csv"):
+        (broken / f).write_text((src / f).read_text())
+    (broken / "config.yaml").write_text((src / "config.yaml").read_text().replace("breast-cancer-diagnosis", "broken-source"))
+    (broken / "prepare.py").write_text("def prepare(raw, public, private):\n    raise OSError('unreadable')\n")
+    monkeypatch.setenv("HARNESS_COMPETITIONS_PATH", str(tmp_path / "comps"))
+    result = harness.run(["broken-source"], agent="dummy", store=store, max_retries=0)
+    assert list(result.attempts["status"]) == ["infra_error"]
+    assert result.status == "failed" and result.summary.status == "failed"
