@@ -133,6 +133,7 @@ def run(
     cost_limit: Optional[float] = typer.Option(None, "--cost-limit", help="LLM agents: USD per attempt."),
     hints_from: Optional[str] = typer.Option(None, "--hints-from", help="Put this run's technique-task outputs for the same data into the instructions."),
     hints: str = typer.Option("outputs", "--hints", help="outputs, or rollouts (also the trajectories)."),
+    allow_network: bool = typer.Option(False, "--allow-network", help="Grant network to an agent whose config asks for it (isolated, outbound only)."),
 ) -> None:
     """Run an agent on competitions or technique tasks; one Parquet row per attempt.
     Prints the run id first. Exit code 1 when the run ended with failures."""
@@ -149,7 +150,7 @@ def run(
                              time_limit_s=time_limit, technique_tasks=_comma_list(technique_tasks),
                              engineering_tasks=_comma_list(engineering_tasks),
                              ray_resources=_ray_resources(ray_resource or []), model=model, token_limit=token_limit,
-                             cost_limit=cost_limit, hints_from=hints_from, hints=hints)
+                             cost_limit=cost_limit, hints_from=hints_from, hints=hints, allow_network=allow_network)
     except USER_ERRORS as e:
         _fail(e)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

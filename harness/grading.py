@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from harness.registry import load_callable
+from harness.safe_files import UnsafeFile, clip, read_beneath
 from harness.spec import CompetitionConfig, GradeReport
 
 
@@ -32,11 +33,30 @@ class InvalidSubmissionError(ValueError):
 # ---------------------------------------------------------------- reading and format
 
 
+#: the largest submission read at all (bytes); a larger one is invalid without being read
+MAX_SUBMISSION_BYTES = 256 * 1024**2
+
+
 def read_submission(source: Path | bytes | None, name: str = "submission.csv") -> pd.DataFrame:
-    """Parse a submission CSV (a path, or its bytes) or raise InvalidSubmissionError saying why not."""
-    if source is None or (isinstance(source, Path) and not source.is_file()):
+    """Parse a submission CSV (a path, or its bytes) or raise InvalidSubmissionError saying why not.
+
+    A path is opened without following any symlink, and must be a regular file with one
+    link and at most MAX_SUBMISSION_BYTES; the reason of a refusal names the rule."""
+    if source is None:
         raise InvalidSubmissionError(f"no {name} was written to the submission directory")
-    data = source.read_bytes() if isinstance(source, Path) else source
+    if isinstance(source, Path):
+        try:
+            data = read_beneath(source.parent, source.name, MAX_SUBMISSION_BYTES)
+        except FileNotFoundError:
+            raise InvalidSubmissionError(f"no {name} was written to the submission directory") from None
+        except UnsafeFile as e:
+            raise InvalidSubmissionError(f"{name} refused: {clip(str(e))}") from None
+        except OSError as e:
+            raise InvalidSubmissionError(f"{name} could not be read: {e.strerror}") from None
+    else:
+        data = source
+    if len(data) > MAX_SUBMISSION_BYTES:
+        raise InvalidSubmissionError(f"{name} is over the {MAX_SUBMISSION_BYTES // 1024**2} MB limit")
     if not data.strip():
         raise InvalidSubmissionError(f"{name} is empty")
     if b"\x00" in data[:4096]:
@@ -44,7 +64,7 @@ def read_submission(source: Path | bytes | None, name: str = "submission.csv") -
     try:
         df = pd.read_csv(io.BytesIO(data))
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
-        raise InvalidSubmissionError(f"{name} is not a readable CSV: {str(e).splitlines()[0]}") from None
+        raise InvalidSubmissionError(f"{name} is not a readable CSV: {clip(str(e).splitlines()[0] if str(e) else '')}") from None
     if df.empty:
         raise InvalidSubmissionError(f"{name} has a header but no rows")
     return df

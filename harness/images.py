@@ -31,7 +31,7 @@ import tarfile
 from concurrent.futures import ThreadPoolExecutor
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable, Literal, Optional
+from typing import Any, Callable, Iterable, Literal, Optional
 
 from harness.sandbox.base import SandboxUnavailable
 from harness.sandbox.paths import AGENT, CODE, HIDDEN_PACKAGE_DATA, LOGS, SUBMISSION
@@ -65,7 +65,7 @@ def _client_cached(base_url: str):  # type: ignore[no-untyped-def]
     return docker.DockerClient(base_url=base_url, version="auto", timeout=120)
 
 
-def docker_client():  # type: ignore[no-untyped-def]
+def docker_client() -> Any:
     """A client of the local Docker engine, or SandboxUnavailable saying how to get one."""
     base_url = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     try:
@@ -88,7 +88,7 @@ def engine_unavailable() -> Optional[str]:
         return str(e)
 
 
-def image_exists(client, tag: str) -> bool:  # type: ignore[no-untyped-def]
+def image_exists(client: Any, tag: str) -> bool:
     import docker
 
     try:

@@ -54,16 +54,20 @@ from harness.spec import (
     new_run_id,
     utcnow,
 )
+from harness.safe_files import extract_tar
+from harness.safe_files import tar_tree
+from harness.sandbox.local import network_refusal
 from harness.sandbox.backends import get_sandbox
-from harness.sandbox.base import SandboxJob, agent_command
+from harness.sandbox.base import Bind, SandboxJob, agent_command
 from harness.sandbox.docker import DockerSandbox
-from harness.store import RunStore, default_store
+from harness.store import DriverLock, RunLocked, RunStore, default_store
 from harness.tasks import VALIDATE_SCRIPT, backend_for
 from harness.validate import sample_submission_env
 from harness.technique import plan_technique_attempts
 
 SECRET = re.compile(r"\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 MAX_REMOTE_ARTIFACTS_MB = 512
+MAX_ARTIFACT_FILES = 10_000
 
 
 
@@ -159,6 +163,7 @@ def run(
     cost_limit: Optional[float] = None,
     hints_from: Optional[str] = None,
     hints: str = "outputs",
+    allow_network: bool = False,
 ) -> RunResult:
     """Run an agent on competitions (and/or technique tasks) and record every attempt.
 
@@ -169,12 +174,15 @@ def run(
     """
     root = Path(store) if store is not None else default_store()
     settings = Settings.from_env()
+    _check_dirs(root, settings)
     registry = load_registry(settings)
     if resume:
         rs = RunStore(root, resume)
         state = rs.read_state()
         _refuse_if_live(state)
         spec = state.spec
+        if allow_network and not spec.allow_network:
+            spec = state.spec = spec.model_copy(update={"allow_network": True})
     else:
         if spec is None and isinstance(competitions, (RunSpec, RunInput)):
             spec, competitions = competitions, None
@@ -185,7 +193,7 @@ def run(
             technique_tasks=technique_tasks if isinstance(technique_tasks, (bool, str)) else list(technique_tasks),
             engineering_tasks=engineering_tasks if isinstance(engineering_tasks, str) else list(engineering_tasks), owner=owner,
             ray_resources=dict(ray_resources or {}), model=model, token_limit=token_limit, cost_limit=cost_limit,
-            hints_from=hints_from, hints=hints)
+            hints_from=hints_from, hints=hints, allow_network=allow_network)
         spec = to_run_spec(registry, given)
         owner = owner or spec.owner
         rs = RunStore(root, run_id or new_run_id(spec.agent))
@@ -194,6 +202,12 @@ def run(
         state = queued if queued is not None and queued.status == "queued" else RunState(run_id=rs.run_id, spec=spec, owner=owner)
         state.spec, state.owner = spec, owner
     agent_cfg = registry.agent(spec.agent)
+    _check_network_grant(agent_cfg, spec)
+    if agent_cfg.model_extra:
+        import sys
+
+        print(f"warning: {agent_cfg.dir / 'config.yaml'}: unknown key(s) {', '.join(sorted(agent_cfg.model_extra))} "
+              "ignored (a typo?)", file=sys.stderr)
     agent_env = agent_env_vars(agent_cfg)
     plan = plan_attempts(resolve_sandbox(spec, agent_cfg), rs.run_id, registry)
 
@@ -202,6 +216,7 @@ def run(
     state.status = "running"
     state.error = None
     state.driver = f"{socket.gethostname()}:{os.getpid()}"
+    lock = _claim_driver(rs)
     rs.write_state(state)
     if on_start:
         on_start(rs.run_id)
@@ -222,7 +237,44 @@ def run(
     except Exception as e:
         state.status, state.error = "failed", f"{type(e).__name__}: {e}"
         interrupted = e
-    return _finish(rs, state, interrupted)
+    try:
+        return _finish(rs, state, interrupted)
+    finally:
+        lock.release()
+
+
+def _check_dirs(root: Path, settings: Settings) -> None:
+    """Refuse up front a store or data dir that cannot hold anything (a file, /proc, read-only)."""
+    for what, d, env in (("run store", root, "--store / HARNESS_RUNS_DIR"), ("data dir", settings.data_dir, "HARNESS_DATA_DIR"),
+                         ("work dir", settings.work_dir, "HARNESS_WORK_DIR")):
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            probe = d / f".probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise RunError(f"the {what} {d} is not a writable directory ({e.strerror}): point {env} elsewhere") from None
+
+
+def _check_network_grant(agent: AgentConfig, spec: RunSpec) -> None:
+    """Network is the operator's grant (`--allow-network`), never the agent's own choice."""
+    if not agent.network:
+        return
+    if not spec.allow_network:
+        raise RunError(f"agent {agent.id!r} asks for network (`network: true` in {agent.dir / 'config.yaml'}) and this run "
+                       "does not grant it: run with --allow-network (harness.run(allow_network=True)) or set `network: false`")
+    if spec.sandbox == "local":
+        why = network_refusal()
+        if why:
+            raise RunError(why)
+
+
+def _claim_driver(rs: RunStore) -> DriverLock:
+    """One driver per run, atomically: a second driver of the same run stops here with one line."""
+    try:
+        return rs.claim_driver()
+    except RunLocked as e:
+        raise RunError(str(e)) from None
 
 
 def _finish(rs: RunStore, state: RunState, interrupted: Optional[BaseException]) -> RunResult:
@@ -230,6 +282,9 @@ def _finish(rs: RunStore, state: RunState, interrupted: Optional[BaseException])
     attempts = rs.attempts()
     state.done = int(attempts["status"].isin(FINAL_STATUSES).sum()) if len(attempts) else 0
     state.failed = int(attempts["status"].isin(FINAL_STATUSES - {"succeeded"}).sum()) if len(attempts) else 0
+    if state.status == "completed" and len(attempts) and (attempts["status"] == "infra_error").all():
+        state.status = "failed"  # nothing ran: the harness failed, not the agent
+        state.error = state.error or "every attempt failed for infrastructure reasons (see the error column)"
     summary = summarize(state, attempts, rs.technique_grades())
     rs.write_json("summary.json", summary.model_dump(mode="json"))
     write_run_report(rs, attempts)  # mlebench's grading_report.json
@@ -323,6 +378,10 @@ def check_resources(agent: AgentConfig, spec: RunSpec) -> None:
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     fits = [n for n in nodes if n.get("CPU", 0) >= res.cpus and n.get("GPU", 0) >= res.gpus
             and all(n.get(k, 0) >= v for k, v in spec.ray_resources.items())]
+    biggest_gb = max((n.get("memory", 0) for n in nodes), default=0) / 1024**3
+    if fits and nodes and all(n.get("memory", 0) / 1024**3 < res.memory_gb for n in fits) and biggest_gb:
+        raise RunError(f"agent {agent.id!r} asks for memory_gb: {res.memory_gb:g} and the largest node has "
+                       f"{biggest_gb:.1f} GB for tasks: lower `resources.memory_gb` in its config.yaml or add a bigger node")
     if not fits:
         biggest = max((n.get("CPU", 0) for n in nodes), default=0)
         gpus = max((n.get("GPU", 0) for n in nodes), default=0)
@@ -487,11 +546,10 @@ def _row(a: AttemptSpec, tries: int, o: AttemptOutcome, r: Optional[GradeReport]
 
 
 def _unpack(data: bytes, dest: Path) -> None:
+    """A remote attempt's artifacts into `dest`: regular files only, nothing outside it, capped."""
     if dest.exists():
         shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        tar.extractall(dest, filter="data")
+    extract_tar(io.BytesIO(data), dest, MAX_ARTIFACT_FILES, MAX_REMOTE_ARTIFACTS_MB * 1024**2)
 
 
 # ====================================================================== Ray tasks
@@ -566,7 +624,7 @@ def execute_attempt(a: AttemptSpec, ctx: _Context, prep_error: Optional[str]) ->
                  "HARNESS_TASK_KIND": a.task_kind, "HARNESS_TECHNIQUE": a.technique or "",
                  "TIME_LIMIT_SECS": str(int(a.time_limit_s)), **sample_submission_env(a, ctx.settings), **ctx.agent_env,
                  **(llm.env if llm else {})},
-            extra_binds=llm.binds if llm else [],
+            binds=tuple(Bind(source=Path(src), target=dst) for src, dst in llm.binds) if llm else (),
         )
         sandbox = get_sandbox(a.sandbox)
         cancel = threading.Event()
@@ -614,9 +672,8 @@ def _materialize_agent(ctx: _Context) -> Path:
 
 
 def _pack(folder: Path) -> bytes:
+    """An attempt's artifacts as a tar.gz: regular single-link files only (no link followed), capped."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for p in sorted(folder.rglob("*")):
-            if p.is_file() and p.stat().st_size < MAX_REMOTE_ARTIFACTS_MB * 1024**2:
-                tar.add(p, arcname=str(p.relative_to(folder)))
+        tar_tree(folder, tar, MAX_ARTIFACT_FILES, MAX_REMOTE_ARTIFACTS_MB * 1024**2)
     return buf.getvalue()

@@ -48,6 +48,7 @@ class RunInput(BaseModel):
     cost_limit: Optional[float] = Field(None, ge=0)
     hints_from: Optional[str] = None
     hints: Literal["outputs", "rollouts"] = "outputs"
+    allow_network: bool = False  # the operator's grant for agents whose config asks for network
 
 
 RunRequestLike = Union[RunInput, RunSpec, Mapping[str, Any]]
@@ -82,7 +83,7 @@ def to_run_spec(registry: Registry, given: RunRequestLike) -> RunSpec:
                        technique_tasks=technique, engineering_tasks=engineering, owner=inp.owner,
                        include_competitions=not (technique or engineering), ray_resources=inp.ray_resources,
                        model=inp.model, token_limit=inp.token_limit, cost_limit=inp.cost_limit, hints_from=inp.hints_from,
-                       hints=inp.hints)
+                       hints=inp.hints, allow_network=inp.allow_network)
     except ValidationError as e:
         raise RunError(_field_problem("run input", e)) from None
 

@@ -22,6 +22,8 @@ RunStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 #: statuses that count as a finished attempt; a resume re-runs anything else
 FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "agent_failed", "timeout", "oom", "infra_error"})
 
+MAX_TIME_LIMIT_S = 30 * 24 * 3600.0  # an attempt's time limit is finite and at most 30 days
+
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 
 
@@ -36,11 +38,13 @@ class Frozen(BaseModel):
 class Resources(Frozen):
     """What one attempt may use: CPU cores, memory in GB, GPUs."""
 
-    cpus: float = Field(1.0, gt=0)
-    memory_gb: float = Field(4.0, gt=0)
+    cpus: float = Field(1.0, gt=0, le=4096, allow_inf_nan=False)
+    memory_gb: float = Field(4.0, gt=0, le=1_000_000, allow_inf_nan=False)
     gpus: int = Field(0, ge=0)
     pids: int = Field(4096, gt=0)
-    shm_gb: float = Field(1.0, gt=0)
+    shm_gb: float = Field(1.0, gt=0, le=1024, allow_inf_nan=False)
+    #: the writable dirs' cap (GB): /home/submission, /home/code, /home/logs together, and /tmp on its own
+    disk_gb: float = Field(4.0, gt=0, le=1024, allow_inf_nan=False)
 
 
 class AgentConfig(BaseModel):  # type: ignore[no-redef]  # the pydantic plugin clashes with the mlebench field `kwargs`
@@ -52,7 +56,7 @@ class AgentConfig(BaseModel):  # type: ignore[no-redef]  # the pydantic plugin c
     dir: Path
     command: Optional[str | list[str]] = None
     resources: Resources = Resources()
-    time_limit_s: float = Field(3600.0, gt=0)
+    time_limit_s: float = Field(3600.0, gt=0, le=MAX_TIME_LIMIT_S, allow_inf_nan=False)
     network: bool = False
     description: str = ""
     # mlebench keys
@@ -140,7 +144,7 @@ class RunSpec(Frozen):
     sandbox: SandboxKind = "local"
     max_concurrency: Optional[int] = Field(None, ge=1)
     max_retries: int = Field(2, ge=0, le=20)
-    time_limit_s: Optional[float] = Field(None, gt=0)
+    time_limit_s: Optional[float] = Field(None, gt=0, le=MAX_TIME_LIMIT_S, allow_inf_nan=False)
     technique_tasks: list[str] = Field(default_factory=list)
     engineering_tasks: list[str] = Field(default_factory=list)
     include_competitions: bool = True
@@ -162,6 +166,8 @@ class RunSpec(Frozen):
     cost_limit: Optional[float] = Field(None, ge=0)
     hints_from: Optional[str] = None
     hints: Literal["outputs", "rollouts"] = "outputs"
+    #: the operator's grant: an agent whose config says `network: true` runs only with it
+    allow_network: bool = False
 
     @field_validator("agent")
     @classmethod

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
+from harness.safe_files import clip
 from harness.spec import AttemptResult, CheckResult, RunState, RunSummary, utcnow
 
 TS = pa.timestamp("us", tz="UTC")
@@ -58,6 +59,43 @@ ATTEMPTS_SCHEMA = arrow_schema(AttemptResult)
 #: technique_grades: which attempt, then CheckResult's fields
 TECHNIQUE_GRADES_SCHEMA = pa.schema([("run_id", pa.string()), ("attempt_id", pa.string()), ("technique", pa.string()),
                                      *arrow_schema(CheckResult)])
+
+
+class RunLocked(RuntimeError):
+    """Another live process drives this run; the message names it."""
+
+
+class DriverLock:
+    """The one-driver-per-run claim: an exclusive, non-blocking flock on <run>/.driver.lock, held
+    until `release` (or the process ends, whatever way: the kernel drops the lock with the fd).
+    The file holds `host:pid` of the holder, for the refusal's message."""
+
+    def __init__(self, run_dir: Path) -> None:
+        import fcntl
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = run_dir / ".driver.lock"
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunLocked(f"run {run_dir.name} is already being driven by {holder} (it holds {self.path}); "
+                            "wait for it to end or cancel it, then resume") from None
+        import socket
+
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{socket.gethostname()}:{os.getpid()}\n".encode(), 0)
+        self.fd: Optional[int] = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing drops the flock
+            self.fd = None
+
+    def __del__(self) -> None:
+        self.release()
 
 
 class RunNotFound(KeyError):
@@ -97,6 +135,10 @@ class RunStore:
         self.run_id = run_id
         self.dir = self.root / run_id
 
+    def claim_driver(self) -> DriverLock:
+        """Become this run's only driver, or raise RunLocked naming the live one."""
+        return DriverLock(self.dir)
+
     # -- run.json
     @property
     def state_path(self) -> Path:
@@ -124,6 +166,8 @@ class RunStore:
 
     def write_attempt(self, row: AttemptResult, checks: Iterable[CheckResult] = ()) -> None:
         """Durably record one finished attempt (replacing an earlier row of the same attempt)."""
+        # agent-derived text is cut, so the row always fits (and never carries a whole file)
+        row = row.model_copy(update={"invalid_reason": clip(row.invalid_reason, 500), "error": clip(row.error, 1000)})
         checks = list(checks)
         if checks:
             rows = [dict(run_id=row.run_id, attempt_id=row.attempt_id, technique=row.technique, **c.model_dump()) for c in checks]
@@ -161,7 +205,10 @@ class RunStore:
 def _read_rows(files_dir: Path, compacted: Path, schema: pa.Schema, key: Optional[str]) -> pd.DataFrame:
     tables = []
     if compacted.is_file():
-        tables.append(pq.read_table(compacted, schema=schema))
+        try:
+            tables.append(pq.read_table(compacted, schema=schema))
+        except (OSError, pa.ArrowInvalid):
+            pass  # a torn or corrupt compacted table: the per-attempt files rebuild it (compact rewrites it)
     if files_dir.is_dir():
         for p in sorted(files_dir.glob("*.parquet")):
             try:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.grading import MAX_SUBMISSION_BYTES
+from harness.safe_files import UnsafeFile, read_beneath
 from harness.data import ensure_prepared
 from harness.grading import grade_submission
 from harness.registry import registry_for
@@ -39,6 +41,8 @@ The same paths are in the environment: DATA_DIR, SUBMISSION_DIR, CODE_DIR, LOGS_
 {description}
 """
 
+REFUSED = "submission.csv.refused"  # outputs key: why the agent's submission.csv was not read
+
 VALIDATE_SCRIPT = '#!/bin/sh\nexec python3 -m harness.validate "$@"\n'
 
 
@@ -59,14 +63,23 @@ class CompetitionTask(TaskKindBackend):
         )
 
     def outputs(self, attempt_dir: Path) -> dict[str, bytes]:
-        sub = attempt_dir / "submission" / "submission.csv"
-        return {"submission.csv": sub.read_bytes()} if sub.is_file() else {}
+        """submission.csv, read without following links (see harness.safe_files); a refused
+        file travels as its reason under `submission.csv.refused`."""
+        try:
+            return {"submission.csv": read_beneath(attempt_dir / "submission", "submission.csv", MAX_SUBMISSION_BYTES)}
+        except FileNotFoundError:
+            return {}
+        except (UnsafeFile, OSError) as e:
+            return {REFUSED: f"submission.csv refused: {e}"[:300].encode()}
 
     def grade(self, attempt: AttemptSpec, settings: Settings, outputs: dict[str, bytes]) -> GradeReport:
         comp = registry_for(settings).competition(attempt.competition_id)
         data = ensure_prepared(comp, settings, attempt.lite)
-        return grade_submission(comp, outputs.get("submission.csv"), data.answers, data.sample_submission,
-                                lite=attempt.lite)
+        report = grade_submission(comp, outputs.get("submission.csv"), data.answers, data.sample_submission,
+                                  lite=attempt.lite)
+        if REFUSED in outputs:
+            report = report.model_copy(update={"submission_exists": True, "invalid_reason": outputs[REFUSED].decode(errors="replace")})
+        return report
 
 
 def backend_for(attempt: AttemptSpec) -> TaskKindBackend:

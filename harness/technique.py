@@ -40,6 +40,7 @@ from pydantic import BaseModel
 
 from harness.errors import RegistryError
 from harness.registry import PACKAGE_DIR, registry_for
+from harness.safe_files import CopyReport, read_fd, walk_beneath
 from harness.spec import AttemptSpec, GradeReport, RunSpec, Settings, attempt_id_for
 from harness.task_kind import PreparedTask, TaskKindBackend
 from harness.techniques import (
@@ -316,10 +317,10 @@ class TechniqueTask(TaskKindBackend):
         """Every file the agent left in submission/ (each at most 20 MB)."""
         sub = attempt_dir / "submission"
         out: dict[str, bytes] = {}
-        if sub.is_dir():
-            for p in sorted(sub.rglob("*")):
-                if p.is_file() and not p.is_symlink() and p.stat().st_size <= MAX_OUTPUT_BYTES:
-                    out[str(p.relative_to(sub))] = p.read_bytes()
+        if sub.is_dir():  # regular single-link files only, no link followed; 200 files, 20 MB each, 100 MB in all
+            for rel, fd, size in walk_beneath(sub, 200, 5 * MAX_OUTPUT_BYTES, CopyReport()):
+                if size <= MAX_OUTPUT_BYTES:
+                    out[rel] = read_fd(fd, size)
         return out
 
     def grade(self, attempt: AttemptSpec, settings: Settings, outputs: dict[str, bytes]) -> GradeReport:

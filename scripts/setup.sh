@@ -7,6 +7,8 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 missing=()
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+command -v slirp4netns >/dev/null 2>&1 || missing+=(slirp4netns)  # a granted network, isolated from the host's loopback
+command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)  # root drops the agent to an unprivileged uid
 command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
 # the dashboard's browser tests (tests/test_ui.py): headless Chromium and its WebDriver
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)

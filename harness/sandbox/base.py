@@ -10,6 +10,7 @@ reports in the same `SandboxResult`. Backends declare what they can do
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -21,6 +22,23 @@ from pydantic import BaseModel, ConfigDict
 from harness.sandbox.paths import AGENT, CODE, DATA, INSTRUCTIONS, LOGS, SUBMISSION, VALIDATE  # noqa: F401  (re-exported)
 from harness.spec import AgentConfig, Resources, SandboxResult
 
+
+
+#: agent.log keeps this much of the start and of the end of the agent's output (bytes); the middle is cut
+LOG_HEAD_BYTES = 8 * 1024**2
+LOG_TAIL_BYTES = 8 * 1024**2
+#: an attempt's copied-out artifacts: at most this many files (their bytes are capped by resources.disk_gb)
+MAX_ARTIFACT_FILES = 10_000
+
+
+class Bind(BaseModel):
+    """One extra host path shown inside the sandbox (a socket, a folder, a file)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: Path
+    target: str  # absolute path inside the sandbox
+    read_only: bool = True
 
 
 class SandboxJob(BaseModel):
@@ -37,10 +55,13 @@ class SandboxJob(BaseModel):
     env: dict[str, str] = {}
     resources: Resources = Resources()
     time_limit_s: float = 3600.0
-    network: bool = False
+    network: bool = False  # granted by the operator (see RunSpec.allow_network), never the agent alone
     image: Optional[str] = None
-    # (host path, sandbox path) mounted read-only, e.g. the LLM gateway's socket directory
-    extra_binds: list[tuple[str, str]] = []
+    binds: tuple[Bind, ...] = ()  # extra mounts, e.g. an LLM gateway's Unix socket
+
+    @property
+    def disk_bytes(self) -> int:
+        return int(self.resources.disk_gb * 1024**3)
 
     @property
     def submission_dir(self) -> Path:
@@ -90,7 +111,7 @@ class Sandbox(ABC):
     def run(self, job: SandboxJob, cancel: Optional[threading.Event] = None) -> SandboxResult:
         """Run the agent to completion, the time limit, or `cancel`."""
 
-    def attempt_cleanup(self, job: SandboxJob) -> None:
+    def attempt_cleanup(self, job: SandboxJob) -> None:  # noqa: B027  (a hook: most backends need nothing)
         """After the agent ended, whatever happened: release what `run` held."""
 
     @staticmethod
@@ -100,6 +121,52 @@ class Sandbox(ABC):
                   "time_limit_s": job.time_limit_s, "network": job.network, **details, **result.model_dump()}
         job.logs_dir.mkdir(parents=True, exist_ok=True)
         (job.logs_dir / "sandbox.json").write_text(json.dumps(record, indent=1, default=str))
+
+
+class CappedLog:
+    """agent.log, written as output arrives, that keeps the first LOG_HEAD_BYTES and the
+    last LOG_TAIL_BYTES of it (in memory, at most that) and marks the cut between them."""
+
+    def __init__(self, path: Path, head: Optional[int] = None, tail: Optional[int] = None) -> None:
+        self.file = open(path, "ab", buffering=0)
+        self.head_left = LOG_HEAD_BYTES if head is None else head
+        self.tail_max = LOG_TAIL_BYTES if tail is None else tail
+        self.kept = (self.head_left, self.tail_max)
+        self.tail = bytearray()
+        self.total = 0
+        self.cut = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        if self.head_left > 0:
+            first, chunk = chunk[: self.head_left], chunk[self.head_left:]
+            self.file.write(first)
+            self.head_left -= len(first)
+        if chunk:
+            self.tail += chunk
+            if len(self.tail) > self.tail_max:
+                drop = len(self.tail) - self.tail_max
+                del self.tail[:drop]
+                self.cut += drop
+
+    def pump(self, fd: int) -> None:
+        """Copy everything readable from `fd` until EOF (run in a thread)."""
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.write(chunk)
+
+    def close(self) -> None:
+        if self.cut:
+            self.file.write(f"\n[harness] ... {self.cut} bytes of output cut here (agent.log keeps the first "
+                            f"{self.kept[0]} and the last {self.kept[1]} bytes) ...\n".encode())
+        self.file.write(bytes(self.tail))
+        self.tail = bytearray()
+        self.file.close()
 
 
 def wait_for_end(ended: threading.Event, deadline: float, cancel: Optional[threading.Event] = None,

@@ -33,17 +33,23 @@ from harness.sandbox.base import (
     LOGS,
     SUBMISSION,
     VALIDATE,
+    CappedLog,
     Sandbox,
     SandboxJob,
     SandboxUnavailable,
     wait_for_end,
 )
+from harness.safe_files import tree_bytes
 from harness.sandbox.paths import HARNESS_PKG, HIDDEN_HARNESS_DIRS, SANDBOX_HARNESS
-from harness.spec import SandboxResult
+from harness.spec import AttemptStatus, SandboxResult
 
 AGENT_UID = 1000  # the base image's `nonroot`; used when harness itself runs as root
 KIND = "sandbox"  # value of the `harness` label on attempt containers
 _GRACE_S = 120  # past a container's deadline by this much, it is a leftover whoever made it
+_SELF_KILL_S = 10  # the container kills itself this long after its time limit, even with no driver left
+LOG_MAX = "16m"  # docker's own json log of a container (rotated, one file): the engine never holds more
+_LOG_MAX_BYTES = 16 * 1024**2
+_DISK_CHECK_S = 1.0  # how often the writable dirs and the container's writable layer are measured
 
 
 class DockerSandbox(Sandbox):
@@ -75,7 +81,7 @@ class DockerSandbox(Sandbox):
             if refusal:
                 return self._infra(job, refusal, details)
             with open(job.log_path, "a", buffering=1) as log:
-                image = job.image or agent_image(job.agent_dir, client, log=lambda line: log.write(line + "\n"))
+                image = job.image or agent_image(job.agent_dir, client, log=lambda line: _write_line(log, line))
             details["image"] = image
             _make_writable_for_agent(job)
             config = self._container_config(job, image)
@@ -107,7 +113,7 @@ class DockerSandbox(Sandbox):
     # -------------------------------------------------------------- the container
 
     def _container_config(self, job: SandboxJob, image: str) -> dict[str, Any]:
-        from docker.types import DeviceRequest, Mount
+        from docker.types import DeviceRequest, LogConfig, Mount
 
         def bind(target: str, source: Path, read_only: bool) -> Mount:
             return Mount(target, str(source.resolve()), type="bind", read_only=read_only)
@@ -118,6 +124,7 @@ class DockerSandbox(Sandbox):
             bind(LOGS, job.logs_dir, False),
             bind(CODE, job.code_dir, False),
             bind(f"{SANDBOX_HARNESS}/harness", HARNESS_PKG, True),
+            *(bind(b.target, b.source, b.read_only) for b in job.binds),
         ]
         if not owns_agent_dir(job.agent_dir):
             mounts.append(bind(AGENT, job.agent_dir, True))
@@ -126,7 +133,6 @@ class DockerSandbox(Sandbox):
         validator = job.attempt_dir / ".validate_submission.sh"
         if validator.is_file():
             mounts.append(bind(VALIDATE, validator, True))
-        mounts += [bind(dst, Path(src), True) for src, dst in job.extra_binds]
         res = job.resources
         threads = str(max(1, int(res.cpus)))
         env = {
@@ -152,8 +158,9 @@ class DockerSandbox(Sandbox):
         uid, gid = _agent_ids()
         return dict(
             image=image,
-            # the command replaces the image's entrypoint (mlebench images start a grading server there)
-            entrypoint=job.command[:1],
+            # the command replaces the image's entrypoint (mlebench images start a grading server there);
+            # `timeout` ends it inside the container too, so it dies on time even when no driver is left
+            entrypoint=["timeout", "-s", "KILL", str(int(job.time_limit_s) + _SELF_KILL_S), *job.command[:1]],
             command=job.command[1:],
             name=container_name(job),
             labels={
@@ -168,7 +175,9 @@ class DockerSandbox(Sandbox):
             working_dir=AGENT,
             hostname="sandbox",
             mounts=mounts,
-            tmpfs={f"{SANDBOX_HARNESS}/harness/{sub}": "size=64k,mode=0555" for sub in HIDDEN_HARNESS_DIRS},
+            tmpfs={"/tmp": f"size={job.disk_bytes},mode=1777",
+                   **{f"{SANDBOX_HARNESS}/harness/{sub}": "size=64k,mode=0555" for sub in HIDDEN_HARNESS_DIRS}},
+            log_config=LogConfig(type="json-file", config={"max-size": LOG_MAX, "max-file": "2"}),
             network_mode="bridge" if job.network else "none",
             mem_limit=memory,
             memswap_limit=memory,  # no swapping past the limit
@@ -185,38 +194,55 @@ class DockerSandbox(Sandbox):
         )
 
     def _supervise(self, job: SandboxJob, container: Any, cancel: Optional[threading.Event], t0: float) -> SandboxResult:
+        # attached before the start, so nothing is missed: the attach stream is the container's stdio itself,
+        # not docker's (rotated, bounded) log file, which a follow stream loses track of when it rotates
+        stream = container.attach(stdout=True, stderr=True, stream=True, logs=False)
         container.start()
         started = time.monotonic()
         exited = threading.Event()
         waited: dict[str, Any] = {}
         streamed = {"bytes": 0}
-        logger = threading.Thread(target=_stream_logs, args=(container, job.log_path, streamed), daemon=True)
+        logger = threading.Thread(target=_stream_logs, args=(stream, job.log_path, streamed), daemon=True)
         logger.start()
         threading.Thread(target=_wait, args=(container, waited, exited), daemon=True).start()
         memory = _MemoryWatch(container.id)
-        why = wait_for_end(exited, started + job.time_limit_s, cancel, memory.sample)
+        disk = _DiskWatch(job, container)
+
+        def tick() -> None:
+            memory.sample()
+            if disk.check():
+                _kill(container)
+
+        why = wait_for_end(exited, started + job.time_limit_s, cancel, tick)
         if why:
             _kill(container)
             exited.wait(30)
         seconds = time.monotonic() - started
         logger.join(10)
-        _append_unstreamed(container, job.log_path, streamed["bytes"])
+        if streamed["bytes"] < _LOG_MAX_BYTES:  # then docker's whole log is small too
+            _append_unstreamed(container, job.log_path, streamed["bytes"])
         container.reload()
         state = container.attrs.get("State", {})
         exit_code = waited.get("code", state.get("ExitCode"))
+        status: AttemptStatus
         if why:
             with open(job.log_path, "ab") as log:
                 log.write(f"\n[harness] {why} after {seconds:.1f}s (limit {job.time_limit_s:g}s): container killed\n".encode())
-            status = why
+            status = "timeout" if why == "timeout" else "cancelled"
         elif state.get("OOMKilled"):
             status = "oom"
         elif waited.get("error"):
             return SandboxResult(status="infra_error", isolation="docker", exit_code=exit_code, agent_seconds=seconds,
                                  peak_memory_mb=memory.peak_mb, error=f"lost the container: {waited['error']}")
-        elif exit_code == 0:
+        elif exit_code == 0 and not disk.full:
             status = "succeeded"
         else:
             status = "agent_failed"
+        if status == "agent_failed" and disk.full:
+            return SandboxResult(status=status, exit_code=exit_code, isolation="docker", agent_seconds=seconds,
+                                 peak_memory_mb=memory.peak_mb,
+                                 error=f"the agent filled its disk: the limit of {job.resources.disk_gb:g} GB "
+                                       f"(resources.disk_gb) was passed in {disk.full}; container killed")
         error = {
             "oom": f"memory limit of {job.resources.memory_gb:g} GB exceeded",
             "agent_failed": f"agent exited with code {exit_code}",
@@ -227,20 +253,54 @@ class DockerSandbox(Sandbox):
                              peak_memory_mb=memory.peak_mb, error=error)
 
 
+def _write_line(log: Any, line: str) -> None:
+    log.write(line + "\n")
+
+
 def container_name(job: SandboxJob) -> str:
     slug = lambda s, n: re.sub(r"[^A-Za-z0-9_.-]+", "-", s)[:n].strip("-.")  # noqa: E731
     return f"harness-{slug(job.attempt_id, 80)}-{uuid.uuid4().hex[:8]}"
 
 
-def _stream_logs(container: Any, path: Path, streamed: dict[str, int]) -> None:
-    """Both streams, as the engine hands them over, appended to logs/agent.log."""
+def _stream_logs(stream: Any, path: Path, streamed: dict[str, int]) -> None:
+    """Both streams, as the engine hands them over, appended to logs/agent.log (head and tail kept, see CappedLog)."""
+    log = CappedLog(path)
     try:
-        with open(path, "ab", buffering=0) as log:
-            for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
-                log.write(chunk)
-                streamed["bytes"] += len(chunk)
+        for chunk in stream:
+            log.write(chunk)
+            streamed["bytes"] += len(chunk)
     except Exception:  # noqa: BLE001  (the container was removed under the stream: nothing more to read)
         pass
+    finally:
+        log.close()
+
+
+class _DiskWatch:
+    """The writable bind dirs and the container's writable layer, measured every _DISK_CHECK_S;
+    `full` names the first one past resources.disk_gb (/tmp is a size-capped tmpfs of its own)."""
+
+    def __init__(self, job: SandboxJob, container: Any) -> None:
+        self.limit = job.disk_bytes
+        self.dirs = {SUBMISSION + ", " + CODE + ", " + LOGS: [job.submission_dir, job.code_dir, job.logs_dir]}
+        upper = (container.attrs.get("GraphDriver") or {}).get("Data", {}).get("UpperDir")
+        if upper:
+            self.dirs["the container's own filesystem"] = [Path(upper)]
+        self.full: Optional[str] = None
+        self.next = time.monotonic()
+
+    def check(self) -> bool:
+        """True the first time a limit is passed."""
+        if self.full or time.monotonic() < self.next:
+            return False
+        self.next = time.monotonic() + _DISK_CHECK_S
+        for name, paths in self.dirs.items():
+            used = 0
+            for p in paths:
+                used += tree_bytes(p, self.limit - used)
+            if used > self.limit:
+                self.full = name
+                return True
+        return False
 
 
 def _append_unstreamed(container: Any, path: Path, streamed: int) -> None:

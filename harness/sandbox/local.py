@@ -16,6 +16,7 @@ import functools
 import importlib.util
 import json
 import os
+import select
 import shlex
 import shutil
 import signal
@@ -29,14 +30,22 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-from harness.sandbox.base import Sandbox, SandboxJob, wait_for_end
+from harness.safe_files import CopyReport, copy_tree
+from harness.sandbox.base import MAX_ARTIFACT_FILES, CappedLog, Sandbox, SandboxJob, wait_for_end
 from harness.sandbox.paths import (AGENT, CODE, DATA, HARNESS_PKG, HIDDEN_HARNESS_DIRS, HIDDEN_PACKAGE_DATA, INSTRUCTIONS, LOGS,
                                    SANDBOX_HARNESS, SUBMISSION, VALIDATE)
-from harness.spec import Isolation, Resources, SandboxResult
+from harness.spec import AttemptStatus, Isolation, Resources, SandboxResult
 
 ETC_FILES = ["passwd", "group", "hosts", "nsswitch.conf", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
              "localtime", "ssl", "ca-certificates", "alternatives", "mime.types", "fonts", "matplotlibrc"]
 _OOM_MARKERS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "Killed")
+
+
+#: the agent's uid and gid inside the sandbox when harness runs as root (a non-root harness's agent keeps its uid)
+AGENT_UID = int(os.environ.get("HARNESS_SANDBOX_UID", "1000"))
+#: what is left on a writable tmpfs (bytes) below which a failed attempt is said to have hit the disk cap
+_FULL_BYTES = 1024**2
+_ENOSPC = "No space left on device"
 
 
 class LocalSandbox(Sandbox):
@@ -50,28 +59,37 @@ class LocalSandbox(Sandbox):
         isolation: Isolation = "bwrap" if not os.environ.get("HARNESS_NO_BWRAP") and bwrap_usable() else "none"
         if isolation == "none":
             _warn_no_bwrap()
+        refusal = network_refusal() if job.network and isolation == "bwrap" else None
+        if refusal:
+            result = SandboxResult(status="infra_error", isolation=isolation, error=refusal)
+            self.write_record(job, result, sandbox="local")
+            return result
         use_cgroup = not os.environ.get("HARNESS_NO_CGROUP") and cgroup_usable()
+        if use_cgroup:
+            _collect_leftover_cgroups_once()
         cgroup = CgroupV1.create(f"{job.attempt_id[:80]}-{uuid.uuid4().hex[:8]}", job.resources) if use_cgroup else None
-        status_file = tempfile.NamedTemporaryFile(prefix="bwrap-status-", delete=False)
         home = None if isolation == "bwrap" else tempfile.mkdtemp(prefix="harness-home-")
+        pipes = _Pipes() if isolation == "bwrap" else None
+        copied: dict[str, object] = {}
         try:
-            argv, env = self._command(job, isolation, cgroup, status_file.fileno(), home)
-            result = self._supervise(job, argv, env, isolation, cgroup, cancel, status_file)
+            argv, env = self._command(job, isolation, cgroup, pipes, home)
+            result = self._supervise(job, argv, env, isolation, cgroup, cancel, pipes, copied)
         except OSError as e:
             result = SandboxResult(status="infra_error", isolation=isolation, error=f"could not start the sandbox: {e}")
         finally:
-            status_file.close()
-            os.unlink(status_file.name)
+            if pipes is not None:
+                pipes.close()
             if home is not None:
                 shutil.rmtree(home, ignore_errors=True)
             if cgroup is not None:
                 cgroup.remove()
-        self.write_record(job, result, sandbox="local", cgroup=cgroup is not None)
+        self.write_record(job, result, sandbox="local", cgroup=cgroup is not None,
+                          agent_uid=AGENT_UID if os.getuid() == 0 else os.getuid(), **copied)
         return result
 
     # -------------------------------------------------------------- building the command
 
-    def _command(self, job: SandboxJob, isolation: Isolation, cgroup: Optional["CgroupV1"], status_fd: int,
+    def _command(self, job: SandboxJob, isolation: Isolation, cgroup: Optional["CgroupV1"], pipes: Optional["_Pipes"],
                  host_home: Optional[str]) -> tuple[list[str], dict[str, str]]:
         inside = isolation == "bwrap"
         paths = {
@@ -102,28 +120,47 @@ class LocalSandbox(Sandbox):
         }
         cmd = list(job.command)
         if inside:
-            cmd = self._bwrap_argv(job, status_fd) + cmd
+            assert pipes is not None
+            cmd = self._bwrap_argv(job, pipes) + _drop_privileges() + cmd
         if cgroup is None:
-            cmd = _rlimit_prefix(job.resources) + cmd
+            cmd = _rlimit_prefix(job.resources, job.disk_bytes) + cmd
         if cgroup is not None:
-            # join the cgroups before exec, so every descendant is counted and killable
+            # join the cgroups before exec (as harness's own user: the agent can never write them), so every
+            # descendant is counted and killable
             joins = " && ".join(f"echo $$ > {shlex.quote(str(p))}" for p in cgroup.procs_files)
             cmd = ["/bin/sh", "-c", f'{joins} && exec "$@"', "sandbox", *cmd]
         return cmd, env
 
-    def _bwrap_argv(self, job: SandboxJob, status_fd: int) -> list[str]:
-        a = ["bwrap", "--die-with-parent", "--new-session", "--unshare-all", "--json-status-fd", str(status_fd)]
-        if job.network:
-            a.append("--share-net")
+    def _bwrap_argv(self, job: SandboxJob, pipes: "_Pipes") -> list[str]:
+        a = ["bwrap", "--die-with-parent", "--new-session", *_unshare_flags(),
+             "--json-status-fd", str(pipes.status_w), "--block-fd", str(pipes.block_r)]
         for top in ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-            p = Path("/") / top
-            if p.is_symlink():
-                a += ["--symlink", os.readlink(p), str(p)]
-            elif p.is_dir():
-                a += ["--ro-bind", str(p), str(p)]
+            t = Path("/") / top
+            if t.is_symlink():
+                a += ["--symlink", os.readlink(t), str(t)]
+            elif t.is_dir():
+                a += ["--ro-bind", str(t), str(t)]
+        # bwrap makes the missing parents of a mount point 0700 when root runs it: make them 0755 first,
+        # so the agent's uid can reach the Python, /etc and harness mounted beneath them
+        parents = {"/etc", "/opt", SANDBOX_HARNESS}
+        for p in _python_roots():
+            parents.update(str(q) for q in Path(p).parents if str(q) != "/")
+        for d in sorted(parents, key=lambda x: (x.count("/"), x)):
+            a += ["--perms", "0755", "--dir", d]
         for name in ETC_FILES:
             a += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-        a += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/home"]
+        if job.network:
+            resolv = job.attempt_dir / ".resolv.conf"
+            resolv.write_text(f"nameserver {SLIRP_DNS}\n")
+            a += ["--ro-bind", str(resolv), "/etc/resolv.conf"]
+        disk = str(job.disk_bytes)
+        # the writable dirs live on size-capped tmpfs inside the sandbox (copied out safely at the end);
+        # the host's attempt dirs are never mounted, so nothing the agent makes there is seen by the host as is
+        a += ["--proc", "/proc", "--dev", "/dev",
+              "--perms", "1777", "--size", str(int(job.resources.shm_gb * 1024**3)), "--tmpfs", "/dev/shm", "--perms", "1777", "--size", disk, "--tmpfs", "/tmp",
+              "--perms", "0755", "--size", disk, "--tmpfs", "/home"]
+        for d in (SUBMISSION, CODE, LOGS):
+            a += ["--perms", "0777", "--dir", d]
         for p in _python_roots():
             a += ["--ro-bind", p, p]
         a += ["--ro-bind", str(HARNESS_PKG), f"{SANDBOX_HARNESS}/harness"]
@@ -133,62 +170,91 @@ class LocalSandbox(Sandbox):
             a += [arg for sub in HIDDEN_HARNESS_DIRS for arg in ("--tmpfs", str(HARNESS_PKG / sub))]
         for p in _hidden_package_dirs():
             a += ["--tmpfs", p]
-        a += [
-            "--ro-bind", str(job.data_dir), DATA,
-            "--bind", str(job.submission_dir), SUBMISSION,
-            "--bind", str(job.logs_dir), LOGS,
-            "--bind", str(job.code_dir), CODE,
-            "--ro-bind", str(job.agent_dir), AGENT,
-        ]
+        a += ["--ro-bind", str(job.data_dir), DATA, "--ro-bind", str(job.agent_dir), AGENT]
         if job.instructions_path.is_file():
             a += ["--ro-bind", str(job.instructions_path), INSTRUCTIONS]
         validator = job.attempt_dir / ".validate_submission.sh"
         if validator.is_file():
             a += ["--ro-bind", str(validator), VALIDATE]
-        for src, dst in job.extra_binds:
-            a += ["--ro-bind", src, dst]
+        for b in job.binds:
+            a += ["--ro-bind" if b.read_only else "--bind", str(b.source), b.target]
         a += ["--chdir", AGENT, "--hostname", "sandbox", "--"]
         return a
 
     # -------------------------------------------------------------- running it
 
     def _supervise(self, job: SandboxJob, argv: list[str], env: dict[str, str], isolation: Isolation,
-                   cgroup: Optional["CgroupV1"], cancel: Optional[threading.Event], status_file) -> SandboxResult:
+                   cgroup: Optional["CgroupV1"], cancel: Optional[threading.Event], pipes: Optional["_Pipes"],
+                   copied: dict[str, object]) -> SandboxResult:
         job.logs_dir.mkdir(parents=True, exist_ok=True)
+        log = CappedLog(job.log_path)
+        out_r, out_w = os.pipe()
         t0 = time.monotonic()
-        with open(job.log_path, "ab", buffering=0) as log:
+        try:
             proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                cwd=str(job.agent_dir), start_new_session=True, close_fds=True, pass_fds=(status_file.fileno(),),
+                argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, env=env,
+                cwd=str(job.agent_dir), start_new_session=True, close_fds=True,
+                pass_fds=pipes.child_fds if pipes else (),
             )
-            waiter = _Waiter(proc)
-            why = wait_for_end(waiter.done, t0 + job.time_limit_s, cancel)
-            if why:
-                _kill_tree(proc.pid, cgroup)
-                waiter.done.wait(10)
-            seconds = time.monotonic() - t0
-            if why:
-                log.write(f"\n[harness] {why} after {seconds:.1f}s (limit {job.time_limit_s:g}s): process tree killed\n".encode())
+        finally:
+            os.close(out_w)
+        pump = threading.Thread(target=log.pump, args=(out_r,), daemon=True)
+        pump.start()
+        waiter = _Waiter(proc)
+        inside: Optional[_Inside] = None
+        if pipes is not None:
+            pipes.close_child_ends()
+            inside = _Inside.attach(proc, pipes, job)
+            copied["net"] = inside.net_error or ("slirp4netns" if job.network else "none")
+        why = None
+        try:
+            if inside is None or inside.home is not None:
+                why = wait_for_end(waiter.done, t0 + job.time_limit_s, cancel)
+        except BaseException:  # ray.cancel's KeyboardInterrupt in this thread: end the tree on the way out
+            _kill_tree(proc.pid, cgroup)
+            if inside is not None:
+                inside.close()
+            raise
+        if why or (inside is not None and inside.home is None):
+            _kill_tree(proc.pid, cgroup)
+            waiter.done.wait(10)
+        seconds = time.monotonic() - t0
         _kill_tree(proc.pid, cgroup)  # stragglers that left the process group
+        pump.join(10)
+        os.close(out_r)
+        log.close()
+        if why:
+            with open(job.log_path, "ab") as f:
+                f.write(f"\n[harness] {why} after {seconds:.1f}s (limit {job.time_limit_s:g}s): process tree killed\n".encode())
+        disk_full = None
+        failed_setup = inside is not None and inside.home is None
+        if inside is not None:
+            disk_full = inside.full_dir()
+            copied["copied_out"] = inside.copy_out(job)
+            inside.close()
         exit_code = waiter.exit_code
         peak = cgroup.peak_memory_mb() if cgroup else waiter.maxrss_mb
-        started = _bwrap_started(status_file.name) if isolation == "bwrap" else True
+        if failed_setup:
+            return SandboxResult(status="infra_error", isolation=isolation, exit_code=exit_code, agent_seconds=seconds,
+                                 error="bubblewrap failed to set up the sandbox: " + ((inside.net_error if inside else None) or _log_tail(job.log_path, 300)))
+        tail = _log_tail(job.log_path, 2000)
+        status: AttemptStatus
         if why:
-            status = why
+            status = "timeout" if why == "timeout" else "cancelled"
         elif cgroup is not None and cgroup.oom_killed():
             status = "oom"
-        elif not started:
-            return SandboxResult(status="infra_error", isolation=isolation, exit_code=exit_code, agent_seconds=seconds,
-                                 error="bubblewrap failed to set up the sandbox: " + _log_tail(job.log_path, 300))
         elif exit_code == 0:
             status = "succeeded"
-        elif cgroup is None and any(m in _log_tail(job.log_path, 2000) for m in _OOM_MARKERS):
+        elif cgroup is None and any(m in tail for m in _OOM_MARKERS):
             status = "oom"
         else:
             status = "agent_failed"
         error = None
         if status == "oom":
             error = f"memory limit of {job.resources.memory_gb:g} GB exceeded"
+        elif status == "agent_failed" and (disk_full or _ENOSPC in tail):
+            error = (f"agent exited with code {exit_code} after filling its disk: the limit of "
+                     f"{job.resources.disk_gb:g} GB (resources.disk_gb) was reached in {disk_full or 'a writable dir'}")
         elif status == "agent_failed":
             error = f"agent exited with code {exit_code}"
         elif status == "timeout":
@@ -197,11 +263,206 @@ class LocalSandbox(Sandbox):
                              peak_memory_mb=peak, error=error)
 
 
+class _Pipes:
+    """bwrap's JSON status (child pid) and the block fd that holds the agent back until the host is ready."""
+
+    def __init__(self) -> None:
+        self.status_r, self.status_w = os.pipe()
+        self.block_r, self.block_w = os.pipe()
+        self._open = {self.status_r, self.status_w, self.block_r, self.block_w}
+
+    @property
+    def child_fds(self) -> tuple[int, int]:
+        return self.status_w, self.block_r
+
+    def _close(self, fd: int) -> None:
+        if fd in self._open:
+            self._open.discard(fd)
+            os.close(fd)
+
+    def close_child_ends(self) -> None:
+        self._close(self.status_w)
+        self._close(self.block_r)
+
+    def release(self) -> None:
+        """Let the agent start."""
+        if self.block_w in self._open:
+            try:
+                os.write(self.block_w, b"go")
+            except OSError:
+                pass
+            self._close(self.block_w)
+
+    def close(self) -> None:
+        for fd in list(self._open):
+            self._close(fd)
+
+
+class _Inside:
+    """The host's handles on a running sandbox: directory fds on its /home and /tmp tmpfs, taken
+    before the agent starts. They outlive the sandbox's processes, so what the agent wrote is
+    copied out after every ending (timeout and cancel too), with the rules of harness.safe_files."""
+
+    def __init__(self) -> None:
+        self.home: Optional[int] = None
+        self.tmp: Optional[int] = None
+        self.net_error: Optional[str] = None
+        self.slirp: Optional[subprocess.Popen[bytes]] = None
+
+    @classmethod
+    def attach(cls, proc: subprocess.Popen[bytes], pipes: _Pipes, job: SandboxJob) -> "_Inside":
+        self = cls()
+        try:
+            pid = _child_pid(pipes.status_r, 30.0)
+            if pid is None or not _wait_for_pivot(pid, proc, 30.0):
+                return self
+            self.home = os.open(f"/proc/{pid}/root/home", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self.tmp = os.open(f"/proc/{pid}/root/tmp", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            _seed(pid, job)
+            if job.network:
+                self.net_error = self._start_network(pid)
+                if self.net_error:
+                    self.close()
+        except OSError:
+            self.close()
+        finally:
+            if self.home is not None:
+                pipes.release()
+        return self
+
+    def _start_network(self, pid: int) -> Optional[str]:
+        """Outbound network through slirp4netns in the sandbox's own namespace; the host's loopback is unreachable."""
+        ready_r, ready_w = os.pipe()
+        try:
+            self.slirp = subprocess.Popen(
+                [str(shutil.which("slirp4netns")), "--configure", "--mtu=65520", "--disable-host-loopback",
+                 f"--ready-fd={ready_w}", str(pid), "tap0"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=(ready_w,),
+                start_new_session=True)
+            os.close(ready_w)
+            ready_w = -1
+            r, _, _ = select.select([ready_r], [], [], 10)
+            if r and os.read(ready_r, 1) == b"1":
+                return None
+            return "slirp4netns did not bring the sandbox's network up"
+        finally:
+            os.close(ready_r)
+            if ready_w >= 0:
+                os.close(ready_w)
+
+    def full_dir(self) -> Optional[str]:
+        """/home or /tmp when it has (almost) no space left, else None."""
+        for name, fd in (("/home", self.home), ("/tmp", self.tmp)):
+            if fd is None:
+                continue
+            try:
+                st = os.fstatvfs(fd)
+            except OSError:
+                continue
+            if st.f_bavail * st.f_frsize < _FULL_BYTES:
+                return name
+        return None
+
+    def copy_out(self, job: SandboxJob) -> dict[str, object]:
+        """submission/, code/ and logs/ to the attempt's host dirs; returns what was copied and refused."""
+        if self.home is None:
+            return {}
+        report = CopyReport()
+        for name, dest in (("submission", job.submission_dir), ("code", job.code_dir), ("logs", job.logs_dir)):
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.home)
+            except OSError:
+                continue
+            try:
+                copy_tree(fd, dest, MAX_ARTIFACT_FILES, job.disk_bytes,
+                          skip=_RESERVED_LOGS if name == "logs" else frozenset(), report=report)
+            finally:
+                os.close(fd)
+        return {"files": report.files, "bytes": report.bytes, "refused": {k[:200]: v for k, v in report.refused.items()}}
+
+    def close(self) -> None:
+        for fd in (self.home, self.tmp):
+            if fd is not None:
+                os.close(fd)
+        self.home = self.tmp = None
+        if self.slirp is not None:
+            if self.slirp.poll() is None:
+                self.slirp.kill()
+            self.slirp.wait()
+            self.slirp = None
+
+
+_RESERVED_LOGS = frozenset({"agent.log", "sandbox.json"})  # harness's own files in logs/, never the agent's
+
+
+def _seed(pid: int, job: SandboxJob) -> None:
+    """What harness put in the attempt's writable dirs before the start (a grader's runner script, say)
+    moves into the sandbox's tmpfs, before the agent runs; it comes back with the copy-out if the agent keeps it."""
+    for name, host in (("submission", job.submission_dir), ("code", job.code_dir), ("logs", job.logs_dir)):
+        entries = [p for p in host.iterdir() if not (name == "logs" and p.name in _RESERVED_LOGS)] if host.is_dir() else []
+        if not entries:
+            continue
+        skip = _RESERVED_LOGS if name == "logs" else frozenset()
+        copy_tree(host, Path(f"/proc/{pid}/root/home/{name}"), MAX_ARTIFACT_FILES, job.disk_bytes, skip=skip)
+        for p in entries:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+
+
+def _child_pid(status_r: int, timeout: float) -> Optional[int]:
+    """The sandbox's pid from bwrap's JSON status (its first line), or None when bwrap gave up first."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in buf:
+        r, _, _ = select.select([status_r], [], [], max(0.0, deadline - time.monotonic()))
+        chunk = os.read(status_r, 4096) if r else b""
+        if not chunk:
+            return None
+        buf += chunk
+    try:
+        return int(json.loads(buf.split(b"\n", 1)[0])["child-pid"])
+    except (ValueError, KeyError):
+        return None
+
+
+def _wait_for_pivot(pid: int, proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait until the sandbox's root is its final one (bwrap's intermediate root has no /home/logs; the final
+    one has it once everything is mounted, and then bwrap waits on the block fd)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.isdir(f"/proc/{pid}/root{LOGS}"):
+            return True
+        if proc.poll() is not None or not os.path.exists(f"/proc/{pid}"):
+            return False
+        time.sleep(0.0005)
+    return False
+
+
+def _unshare_flags() -> list[str]:
+    """Every namespace but the user namespace when harness is root (the agent then drops to AGENT_UID);
+    as another user, a user namespace too, in which no further user namespace may be made."""
+    flags = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+    if os.getuid() != 0:
+        flags += ["--unshare-user", "--disable-userns"]
+    return flags
+
+
+def _drop_privileges() -> list[str]:
+    """As root: become AGENT_UID with no capabilities at all (bounding set cleared) and no_new_privs, so
+    nothing in the sandbox can mount, unmount, remount or change a limit. Others are unprivileged already."""
+    if os.getuid() != 0:
+        return []
+    return [str(shutil.which("setpriv") or "/usr/bin/setpriv"), f"--reuid={AGENT_UID}", f"--regid={AGENT_UID}",
+            "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+
+
 class _Waiter:
     """Reaps the child in a thread with wait4, so completion wakes the supervisor at
     once (no polling delay) and the child's peak RSS comes back with it."""
 
-    def __init__(self, proc: subprocess.Popen) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc = proc
         self.done = threading.Event()
         self.exit_code: Optional[int] = None
@@ -229,20 +490,12 @@ def _kill_tree(pid: int, cgroup: Optional["CgroupV1"]) -> None:
         cgroup.kill_all()
 
 
-def _rlimit_prefix(res: Resources) -> list[str]:
+def _rlimit_prefix(res: Resources, disk_bytes: int) -> list[str]:
     prlimit = shutil.which("prlimit")
     if not prlimit:
         return []
     mem = int(res.memory_gb * 1024**3)
-    return [prlimit, f"--data={mem}", f"--nproc={res.pids * 16}", "--"]
-
-
-def _bwrap_started(status_path: str) -> bool:
-    try:
-        text = Path(status_path).read_text()
-    except OSError:
-        return False
-    return any("child-pid" in json.loads(line) for line in text.splitlines() if line.strip().startswith("{"))
+    return [prlimit, f"--data={mem}", f"--nproc={res.pids * 16}", f"--fsize={disk_bytes}", "--"]
 
 
 def _log_tail(path: Path, n: int) -> str:
@@ -289,9 +542,22 @@ def bwrap_usable() -> bool:
     exe = shutil.which("bwrap")
     if not exe:
         return False
-    probe = subprocess.run([exe, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
+    if os.getuid() == 0 and not shutil.which("setpriv"):
+        return False  # root needs setpriv (util-linux) to drop the agent's privileges
+    probe = subprocess.run([exe, "--ro-bind", "/", "/", *_unshare_flags(), "--die-with-parent", "true"],
                            capture_output=True, timeout=30)
     return probe.returncode == 0
+
+
+SLIRP_DNS = "10.0.2.3"
+
+
+def network_refusal() -> Optional[str]:
+    """None when the local sandbox can give an agent an isolated outbound network, else why not."""
+    if not shutil.which("slirp4netns"):
+        return ("the agent has network access (granted by --allow-network) but slirp4netns is not installed, and the "
+                "local sandbox never shares the host's network: apt-get install -y slirp4netns")
+    return None
 
 
 _warned = False
@@ -337,7 +603,8 @@ def cgroup_usable() -> bool:
 
 
 class CgroupV1:
-    """One attempt's memory, cpu and pids cgroups."""
+    """One attempt's memory, cpu and pids cgroups, made and written by the host side only: the
+    sandbox has no /sys and its own cgroup namespace, so the agent never sees them as writable."""
 
     def __init__(self, dirs: dict[str, Path]) -> None:
         self.dirs = dirs
@@ -345,8 +612,9 @@ class CgroupV1:
     @classmethod
     def create(cls, name: str, res: Resources) -> "CgroupV1":
         # top level, not under a shared parent: in cgroup v1 a parent group's cpu.shares would
-        # make all attempts together weigh as much as one process against the rest of the machine
-        dirs = {c: CGROUP_ROOT / c / f"harness-{name}" for c in CONTROLLERS}
+        # make all attempts together weigh as much as one process against the rest of the machine;
+        # the creator's pid in the name lets a later sandbox remove what a killed driver left
+        dirs = {c: CGROUP_ROOT / c / f"{_CGROUP_PREFIX}{os.getpid()}-{name}" for c in CONTROLLERS}
         for d in dirs.values():
             d.mkdir(parents=True, exist_ok=True)
         mem = dirs["memory"]
@@ -363,10 +631,14 @@ class CgroupV1:
         return [d / "cgroup.procs" for d in self.dirs.values()]
 
     def pids(self) -> list[int]:
-        try:
-            return [int(x) for x in (self.dirs["pids"] / "cgroup.procs").read_text().split()]
-        except OSError:
-            return []
+        """Every process in the group and in any group beneath it."""
+        out: list[int] = []
+        for root, _, _ in os.walk(self.dirs["pids"]):
+            try:
+                out += [int(x) for x in (Path(root) / "cgroup.procs").read_text().split()]
+            except (OSError, ValueError):
+                continue
+        return out
 
     def kill_all(self) -> None:
         for _ in range(50):
@@ -394,16 +666,56 @@ class CgroupV1:
         return int(fields.get("oom_kill", 0)) > 0
 
     def remove(self) -> None:
+        """Kill what is left and remove the groups, children first."""
         self.kill_all()
         for d in self.dirs.values():
-            for _ in range(20):
-                try:
-                    d.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            _rmdir_tree(d)
+
+
+_CGROUP_PREFIX = "harness-p"
+
+
+def _rmdir_tree(d: Path) -> None:
+    if not d.is_dir():
+        return
+    for root, _, _ in sorted(os.walk(d), key=lambda w: -len(w[0])):  # deepest first
+        for _ in range(20):
+            try:
+                os.rmdir(root)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.05)
+
+
+def collect_leftover_cgroups() -> list[str]:
+    """Remove attempt cgroups whose creating process is gone (a killed driver or worker). Returns their names."""
+    removed = []
+    for c in CONTROLLERS:
+        base = CGROUP_ROOT / c
+        try:
+            names = [n for n in os.listdir(base) if n.startswith(_CGROUP_PREFIX)]
+        except OSError:
+            continue
+        for name in names:
+            pid = name[len(_CGROUP_PREFIX):].split("-", 1)[0]
+            if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+                continue
+            group = CgroupV1({"pids": base / name})  # pids() walks the "pids" entry, whatever the controller
+            group.kill_all()
+            _rmdir_tree(base / name)
+            removed.append(f"{c}/{name}")
+    return removed
+
+
+_collected = threading.Event()
+
+
+def _collect_leftover_cgroups_once() -> None:
+    if not _collected.is_set():
+        _collected.set()
+        collect_leftover_cgroups()
 
 
 def _try_write(path: Path, value: str) -> None:
