@@ -12,11 +12,12 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Sequence
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve as ray_serve
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -125,7 +126,11 @@ def create_app(service: RunService, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
         log.exception("internal error on %s %s", request.method, request.url.path)
         return _error(500, "internal", f"internal error ({type(e).__name__}: {e}); the server log has the traceback")
 
-    def user(request: Request) -> str:
+    # declared so /docs has an Authorize button; the header itself is checked by the service
+    bearer = HTTPBearer(auto_error=False, scheme_name="bearer",
+                        description="a token from the server's tokens file (HARNESS_API_TOKENS)")
+
+    def user(request: Request, _: Optional[HTTPAuthorizationCredentials] = Security(bearer)) -> str:
         return service.authenticate(request.headers.get("authorization"))
 
     # ---------------------------------------------------------------- runs
@@ -242,7 +247,8 @@ def _describe_validation(errors: Any) -> tuple[Optional[str], str]:
     where = loc[0] if loc else "body"
     path = [x for x in loc[1:]]
     if first.get("type") == "json_invalid":
-        pos = first.get("ctx", {}).get("error", "")
+        ctx = first.get("ctx") or {}
+        pos = ctx.get("error", "") if isinstance(ctx, dict) else ""
         return None, f"request body is not valid JSON ({pos}); send a JSON object such as " \
                      '{"competition_set": "lite", "agent_id": "dummy"}'
     if where == "body" and not path:
@@ -282,11 +288,13 @@ class HarnessAPI:
     """The Serve replica: one RunService; the FastAPI app is built here, on the replica."""
 
     def __init__(self, store: str, tokens: Optional[str] = None, max_runs_per_user: int = DEFAULT_MAX_RUNS_PER_USER,
-                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, store_display: Optional[str] = None) -> None:
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, store_display: Optional[str] = None,
+                 agents_path: Sequence[str] = ()) -> None:
         host = _proxy_host()
         if host is not None:
             check_bind(host, tokens)  # `serve run` with a non-loopback host and no tokens stops here
-        self.service = RunService(store, TokenTable(tokens), max_runs_per_user, store_display=store_display)
+        self.service = RunService(store, TokenTable(tokens), max_runs_per_user, store_display=store_display,
+                                  agents_path=agents_path)
         self.max_body_bytes = max_body_bytes
 
     def __serve_build_asgi_app__(self) -> FastAPI:
@@ -298,7 +306,7 @@ def _proxy_host() -> Optional[str]:
     try:
         from ray.serve.context import _get_global_client
 
-        return str(_get_global_client().http_config.host)
+        return str(_get_global_client().http_config.host)  # type: ignore[union-attr]
     except Exception:
         return None
 
@@ -312,17 +320,28 @@ def build_app(args: dict[str, Any]) -> Any:
         tokens = str(Path(tokens).expanduser().resolve())
         load_tokens(tokens)  # a broken tokens file fails the deploy, not the first request
     options = {"num_cpus": 0}
-    return HarnessAPI.options(ray_actor_options=options).bind(
+    return HarnessAPI.options(ray_actor_options=options).bind(  # type: ignore[attr-defined]
         store=str(Path(store).expanduser().resolve()), tokens=tokens,
         max_runs_per_user=int(args.get("max_runs_per_user") or os.environ.get("HARNESS_MAX_RUNS_PER_USER")
                               or DEFAULT_MAX_RUNS_PER_USER),
         max_body_bytes=int(args.get("max_body_bytes") or DEFAULT_MAX_BODY_BYTES),
         store_display=store,
+        agents_path=[str(Path(p).expanduser().resolve()) for p in _path_list(args.get("agents_path"))],
     )
 
 
+def _path_list(value: Any) -> list[str]:
+    """`agents_path` as a list, or one string of paths joined by the OS path separator."""
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [p for p in value.split(os.pathsep) if p]
+    return [str(p) for p in value]
+
+
 def start(host: str = "127.0.0.1", port: int = 8000, *, store: Optional[str] = None, tokens: Optional[str] = None,
-          max_runs_per_user: int = DEFAULT_MAX_RUNS_PER_USER, address: Optional[str] = None) -> str:
+          max_runs_per_user: int = DEFAULT_MAX_RUNS_PER_USER, address: Optional[str] = None,
+          agents_path: Sequence[str] = ()) -> str:
     """Start Serve's HTTP proxy on host:port and deploy the API; returns its URL.
 
     Raises ServiceConfigError (before anything binds) for a non-loopback host without tokens
@@ -339,7 +358,8 @@ def start(host: str = "127.0.0.1", port: int = 8000, *, store: Optional[str] = N
 
         _init_ray(address)
     ray_serve.start(http_options={"host": host, "port": port}, proxy_location="HeadOnly")
-    ray_serve.run(build_app({"store": store, "tokens": tokens, "max_runs_per_user": max_runs_per_user}),
+    ray_serve.run(build_app({"store": store, "tokens": tokens, "max_runs_per_user": max_runs_per_user,
+                             "agents_path": list(agents_path)}),
                   name=APP_NAME, route_prefix="/", blocking=False)
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"
@@ -347,7 +367,7 @@ def start(host: str = "127.0.0.1", port: int = 8000, *, store: Optional[str] = N
 
 def stop() -> None:
     """Remove the API and Serve's proxies; runs in progress keep going in their own actors."""
-    ray_serve.shutdown()
+    ray_serve.shutdown()  # type: ignore[no-untyped-call]
 
 
 __all__ = ["HarnessAPI", "build_app", "create_app", "start", "stop", "ServiceConfigError"]

@@ -15,7 +15,7 @@ import tempfile
 import threading
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 import pandas as pd
 
@@ -49,8 +49,10 @@ class RunService:
     `eval_dir` names it (the path as the operator gave it)."""
 
     def __init__(self, store: str, tokens: TokenTable, max_runs_per_user: int = 4,
-                 store_display: Optional[str] = None) -> None:
+                 store_display: Optional[str] = None, agents_path: Sequence[str] = ()) -> None:
         self.store_display = store_display or store
+        #: agent folders this server offers beside the built-in ones (`harness serve --agents-path`)
+        self.agents_path = tuple(Path(p).expanduser().resolve() for p in agents_path)
         self.root = Path(store).expanduser().resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.tokens = tokens
@@ -140,10 +142,15 @@ class RunService:
         stored = rs.read_summary() if not view.live else None
         summary = stored or summarize(state, rs.attempts(), rs.technique_grades())
         body = summary.model_dump(mode="json")
+        from harness.serve.eval_files import EVAL_DIR, ensure_eval_dir
+
         body.update(
             run_id=state.run_id, status=view.status, total=state.total,
-            eval_dir=str(Path(self.store_display) / state.run_id),
-            files=[n for n in REPORT_FILES if (rs.dir / n).is_file()],
+            # the seed's shape: metrics files named in `files`, under `eval_dir`, a path relative to the
+            # run that GET /runs/{id}/artifacts/{eval_dir}/{file} serves (the server's disk means nothing remotely)
+            eval_dir=EVAL_DIR, eval_url=f"/runs/{state.run_id}/artifacts/{EVAL_DIR}",
+            files=ensure_eval_dir(rs, view.status),
+            report_files=[n for n in REPORT_FILES if (rs.dir / n).is_file()],
             done=view.done, failed=view.failed, created_at=view.created_at.isoformat(),
             updated_at=view.updated_at.isoformat(), elapsed_s=view.elapsed_s, error=state.error,
         )
@@ -203,7 +210,9 @@ class RunService:
         from harness.spec import new_run_id
         from harness.technique import available_tasks, expand_task_selection
 
+        agent_paths = self.agent_paths(req.agent_id, user)
         settings = Settings.from_env()
+        settings = settings.model_copy(update={"agents_path": (*agent_paths, *settings.agents_path)})
         registry = load_registry(settings)
         ids = self._competition_ids(req, registry)
         technique, engineering = _task_selection(req, {t.name: t.kind for t in available_tasks()})
@@ -229,7 +238,7 @@ class RunService:
         with self._launch_lock:
             self._check_cap(user)
             rs.write_state(state)
-            _launch(str(self.root), run_id, user, options)
+            _launch(str(self.root), run_id, user, options, agent_paths)
         return run_id
 
     def resume_run(self, run_id: str, user: str) -> str:
@@ -244,7 +253,7 @@ class RunService:
             state.status = "queued"
             state.error = None
             rs.write_state(state)
-            _launch(str(self.root), run_id, state.owner, None)
+            _launch(str(self.root), run_id, state.owner, None, self.agent_paths(state.spec.agent, state.owner or user))
         return run_id
 
     def cancel_run(self, run_id: str, user: str) -> str:
@@ -264,6 +273,10 @@ class RunService:
                                 "stop it there (Ctrl-C leaves it resumable)")
         actor.cancel.remote()
         return "cancelling"
+
+    def agent_paths(self, agent_id: str, user: str) -> list[Path]:
+        """Agent folders the run of `agent_id` by `user` resolves names in, before $HARNESS_AGENTS_PATH."""
+        return list(self.agents_path)
 
     def _check_cap(self, user: str) -> None:
         live = [s for s in list_runs(self.root) if s.owner == user and self.liveness(s)]
@@ -344,7 +357,8 @@ def _actor(run_id: str) -> Any:
         return None
 
 
-def _launch(store: str, run_id: str, owner: Optional[str], options: Optional[dict[str, Any]]) -> None:
+def _launch(store: str, run_id: str, owner: Optional[str], options: Optional[dict[str, Any]],
+            agent_paths: Sequence[Path] = ()) -> None:
     """Start the run's detached driver actor and hand it the run (fire and forget)."""
     import ray
 
@@ -356,7 +370,7 @@ def _launch(store: str, run_id: str, owner: Optional[str], options: Optional[dic
         actor = driver_cls.remote()
     except ValueError:
         raise APIError(409, f"run {run_id} already has a live driver; wait for it or cancel it") from None
-    actor.execute.remote(store, run_id, owner, options)
+    actor.execute.remote(store, run_id, owner, options, [str(p) for p in agent_paths])  # type: ignore[attr-defined]
 
 
 def attempts_parquet(df: pd.DataFrame) -> bytes:
@@ -365,5 +379,5 @@ def attempts_parquet(df: pd.DataFrame) -> bytes:
 
     sink = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pandas(df, schema=ATTEMPTS_SCHEMA, preserve_index=False), sink)
-    return sink.getvalue().to_pybytes()
+    return bytes(sink.getvalue().to_pybytes())
 
