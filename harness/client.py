@@ -15,7 +15,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import sys
+import tarfile
 import time
 import zipfile
 from pathlib import Path
@@ -283,6 +285,36 @@ class Client:
         items = self._json("GET", "/agents")
         return items if details else [a["id"] for a in items]
 
+    def upload_agent(self, path_or_url: Union[str, Path], name: str, ref: Optional[str] = None,
+                     timeout_s: float = 900.0) -> dict[str, Any]:
+        """Register your own agent as `<you>/<name>`; returns its record (id, version, image, ...).
+
+        `path_or_url`: an agent folder (packed here), a `.tar.gz` of one, or a git URL the server
+        clones at `ref` (a URL, or anything given with a `ref`). The server checks the folder and
+        builds its docker image when it has a Dockerfile (`timeout_s` bounds that, seconds); a refusal
+        raises HarnessAPIError whose `body["log"]` holds the check's or the build's output."""
+        target = str(path_or_url)
+        local = Path(target).expanduser()
+        is_url = ref is not None or "://" in target or bool(re.match(r"^[\w.-]+@[\w.-]+:", target))
+        if is_url and not (local.is_file() and ref is None):
+            return dict(self._json("POST", "/agents", json={"name": name, "git_url": target, "ref": ref}, timeout=timeout_s))
+        if local.is_dir():
+            data = _pack_folder(local)
+        elif local.is_file():
+            data = local.read_bytes()
+        else:
+            raise HarnessAPIError(0, f"{target!r} is neither an agent folder, a .tar.gz, nor a git URL")
+        return dict(self._json("POST", "/agents", params={"name": name}, content=data,
+                               headers={"content-type": "application/gzip"}, timeout=timeout_s))
+
+    def delete_agent(self, name: str) -> dict[str, Any]:
+        """Remove your agent `name` (or `<you>/<name>`) with every version; returns its last record."""
+        return dict(self._json("DELETE", f"/agents/{name}"))
+
+    def get_agent_build_log(self, name: str) -> str:
+        """The docker build log of your agent's current version."""
+        return self._request("GET", f"/agents/{name}/build-log").text
+
     def list_technique_tasks(self, details: bool = False) -> list[Any]:
         """Technique and engineering task names (details=True: dicts with kind and description)."""
         items = self._json("GET", "/technique-tasks")
@@ -306,3 +338,15 @@ def _write_below(root: Path, parts: Sequence[str], data: bytes) -> None:
     target = root.joinpath(*parts)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
+
+
+def _pack_folder(folder: Path) -> bytes:
+    """The folder as a .tar.gz (links kept as links, so the server can judge them; no .git, no caches)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for p in sorted(folder.rglob("*")):
+            rel = p.relative_to(folder)
+            if rel.parts[0] == ".git" or "__pycache__" in rel.parts:
+                continue
+            tar.add(p, arcname=rel.as_posix(), recursive=False)
+    return buf.getvalue()
