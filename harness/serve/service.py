@@ -216,6 +216,10 @@ class RunService:
         from harness.spec import new_run_id
         from harness.technique import available_tasks, expand_task_selection
 
+        if req.sandbox == "docker" and os.environ.get("HARNESS_SERVER_CONTAINER") == "1":
+            raise APIError(400, "this server runs inside its container and sandboxes attempts with bubblewrap there; "
+                                "the docker sandbox (sibling containers through the host's Docker socket) is not "
+                                "enabled in the benchmark box: use sandbox='local'", field="sandbox")
         agent_paths = self.agent_paths(req.agent_id, user)
         settings = Settings.from_env()
         settings = settings.model_copy(update={"agents_path": (*agent_paths, *settings.agents_path)})
