@@ -22,7 +22,8 @@ from harness.registry import read_competition_set
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow, pytest.mark.docker]
 
 TOKEN = "box-user-token-01"
-BWRAP_FLAGS: dict[str, Any] = {"cap_add": ["SYS_ADMIN"], "security_opt": ["seccomp=unconfined", "apparmor=unconfined"]}
+BWRAP_FLAGS: dict[str, Any] = {"cap_add": ["SYS_ADMIN"],
+                               "security_opt": ["seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"]}
 
 
 def _docker() -> Any:

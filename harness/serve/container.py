@@ -18,13 +18,15 @@ from pathlib import Path
 from harness.serve.auth import TOKENS_ENV
 
 MOUNTED_TOKENS = Path("/app/tokens.json")
-DOCKER_RUN_FLAGS = "--cap-add SYS_ADMIN --security-opt seccomp=unconfined --security-opt apparmor=unconfined"
+DOCKER_RUN_FLAGS = ("--cap-add SYS_ADMIN --security-opt seccomp=unconfined --security-opt apparmor=unconfined "
+                    "--security-opt systempaths=unconfined")
 
 
 def bwrap_refusal() -> str | None:
     """Why bubblewrap cannot sandbox attempts in this container, or None when it can."""
     try:
-        probe = subprocess.run(["bwrap", "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
+        probe = subprocess.run(["bwrap", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
+                                "--unshare-all", "--die-with-parent", "true"],
                                capture_output=True, text=True, timeout=30)
     except FileNotFoundError:
         return "bubblewrap is not installed in this image (Dockerfile.server installs it)"
