@@ -242,10 +242,11 @@ def test_dockerfile_is_built_and_a_failing_build_answers_with_its_log(live: Live
     _docker_ready()
     alice = live.client("alice")
     good = shutil.copytree(REPO / "tests" / "agents" / "imaged", tmp_path / "imaged")
+    (good / "nonce.txt").write_text(str(time.time_ns()))  # new content: the image is built now, not found
     rec = alice.upload_agent(good, "imaged")
     assert rec["image"] and rec["image"].startswith("harness-agent:")
     log = alice.get_agent_build_log("imaged")
-    assert "built into the agent image" in log or "agent-marker" in log
+    assert "/opt/agent-marker" in log and rec["image"] in log
     bad = shutil.copytree(REPO / "tests" / "agents" / "broken-image", tmp_path / "broken")
     with pytest.raises(HarnessAPIError) as e:
         alice.upload_agent(bad, "broken")

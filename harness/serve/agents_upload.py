@@ -421,5 +421,6 @@ def _build_image(folder: Path, log_path: Path, home: Path) -> dict[str, Any]:
         shutil.rmtree(home, ignore_errors=True)
         raise AgentRejected(f"building the agent's docker image failed: {str(e).splitlines()[0]}",
                             log="\n".join(lines)[-8000:] + f"\n{e}"[-4000:]) from None
+    lines.append(f"[harness] agent image {tag}" + ("" if len(lines) > 0 else " (built before from the same content)"))
     log_path.write_text("\n".join(lines) + "\n")
     return {"image": tag, "build_log": "build.log"}
