@@ -372,6 +372,8 @@ images_app = typer.Typer(no_args_is_help=True, help="Docker images agents run in
 app.add_typer(images_app, name="images")
 sandbox_app = typer.Typer(no_args_is_help=True, help="Sandbox housekeeping.")
 app.add_typer(sandbox_app, name="sandbox")
+from harness.cli_agents import agents_app  # noqa: E402  (`harness agents push|list|delete`)
+app.add_typer(agents_app, name="agents")
 
 
 @images_app.command("build")
@@ -380,8 +382,13 @@ def images_build(
     base_from: str = typer.Option("auto", "--base-from", help="debootstrap (no registry needed), registry (python:3.11-slim), or auto."),
     rebuild_base: bool = typer.Option(False, "--rebuild-base", help="Build the base image even when it is present."),
     base_only: bool = typer.Option(False, "--base-only", help="Only the base image, no agent images."),
+    server: bool = typer.Option(False, "--server", help="Only the server image (Dockerfile.server), FROM the base image."),
 ) -> None:
     """Build the harness base image (skipped when present) and the agent images the agents need."""
+    if server:  # the benchmark box: harness/cli_agents.py
+        from harness.cli_agents import build_server  # the server image's build loads only for --server
+
+        return build_server(force=rebuild_base)
     if base_from not in ("auto", "debootstrap", "registry"):
         _fail(f"--base-from {base_from!r}: choose debootstrap, registry or auto")
     reg = load_registry(Settings.from_env())

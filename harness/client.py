@@ -13,8 +13,11 @@ raises HarnessAPIError with the server's status and message.
 from __future__ import annotations
 
 import io
+import json
 import os
+import re
 import sys
+import tarfile
 import time
 import zipfile
 from pathlib import Path
@@ -23,6 +26,8 @@ from typing import Any, Optional, Sequence, Union
 import httpx
 
 from harness.spec import RunSummary
+
+DEFAULT_URL = "http://localhost:8000"
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "interrupted"})
 
@@ -41,11 +46,13 @@ class HarnessAPIError(Exception):
 
 
 class Client:
-    """Talks to one harness server. `token` defaults to $HARNESS_API_TOKEN; `timeout_s` bounds each request."""
+    """Talks to one harness server (`base_url` defaults to $HARNESS_URL, else http://localhost:8000).
+    `token` defaults to $HARNESS_API_TOKEN; `timeout_s` bounds each request (seconds)."""
 
-    def __init__(self, base_url: str = "http://localhost:8000", token: Optional[str] = None,
+    def __init__(self, base_url: Optional[str] = None, token: Optional[str] = None,
                  timeout_s: float = 60.0) -> None:
-        self.base_url = base_url.rstrip("/")
+        # the seed's `Client()` means localhost:8000; $HARNESS_URL points it elsewhere
+        self.base_url = (base_url or os.environ.get("HARNESS_URL") or DEFAULT_URL).rstrip("/")
         token = token if token is not None else os.environ.get("HARNESS_API_TOKEN")
         headers = {"user-agent": "harness-client"}
         if token:
@@ -241,6 +248,38 @@ class Client:
             zf.extractall(dest)
         return dest / run_id
 
+    def download_submission(self, run_id: str, dest: Union[str, Path] = ".") -> Path:
+        """Every attempt's submission files, written to dest/<run_id>/submission/<attempt_id>/...;
+        returns dest/<run_id>/submission (with one attempt, its files are also right there)."""
+        files = [f["path"] for f in self.list_artifacts(run_id)]
+        picked = [(p, p.split("/")) for p in files if p.startswith("artifacts/") and p.count("/") >= 3]
+        picked = [(p, parts) for p, parts in picked if parts[2] == "submission"]
+        out = Path(dest) / _plain(run_id) / "submission"
+        attempts = {parts[1] for _, parts in picked}
+        for path, parts in picked:
+            data = self.get_artifact(run_id, path)
+            rel = parts[3:]
+            _write_below(out, [parts[1], *rel], data)
+            if len(attempts) == 1:
+                _write_below(out, rel, data)
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+
+    def get_metrics(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """The run's metrics per task: {"<competition>_metrics.json": {...}} as the summary's `files` name them."""
+        summary = self.get_run_summary(run_id)
+        eval_dir = str(summary.get("eval_dir") or "eval").strip("/")
+        return {name: json.loads(self.get_artifact(run_id, f"{eval_dir}/{name}")) for name in summary.get("files", [])}
+
+    def download_metrics(self, run_id: str, dest: Union[str, Path] = ".") -> Path:
+        """The run's eval files (one `<competition>_metrics.json` per competition), written to
+        dest/<run_id>/eval/; returns that folder."""
+        out = Path(dest) / _plain(run_id) / "eval"
+        out.mkdir(parents=True, exist_ok=True)
+        for name, metrics in self.get_metrics(run_id).items():
+            _write_below(out, [name], (json.dumps(metrics, indent=2) + "\n").encode())
+        return out
+
     @staticmethod
     def _raise_for(resp: httpx.Response) -> None:
         try:
@@ -276,6 +315,36 @@ class Client:
         items = self._json("GET", "/agents")
         return items if details else [a["id"] for a in items]
 
+    def upload_agent(self, path_or_url: Union[str, Path], name: str, ref: Optional[str] = None,
+                     timeout_s: float = 900.0) -> dict[str, Any]:
+        """Register your own agent as `<you>/<name>`; returns its record (id, version, image, ...).
+
+        `path_or_url`: an agent folder (packed here), a `.tar.gz` of one, or a git URL the server
+        clones at `ref` (a URL, or anything given with a `ref`). The server checks the folder and
+        builds its docker image when it has a Dockerfile (`timeout_s` bounds that, seconds); a refusal
+        raises HarnessAPIError whose `body["log"]` holds the check's or the build's output."""
+        target = str(path_or_url)
+        local = Path(target).expanduser()
+        is_url = ref is not None or "://" in target or bool(re.match(r"^[\w.-]+@[\w.-]+:", target))
+        if is_url and not (local.is_file() and ref is None):
+            return dict(self._json("POST", "/agents", json={"name": name, "git_url": target, "ref": ref}, timeout=timeout_s))
+        if local.is_dir():
+            data = _pack_folder(local)
+        elif local.is_file():
+            data = local.read_bytes()
+        else:
+            raise HarnessAPIError(0, f"{target!r} is neither an agent folder, a .tar.gz, nor a git URL")
+        return dict(self._json("POST", "/agents", params={"name": name}, content=data,
+                               headers={"content-type": "application/gzip"}, timeout=timeout_s))
+
+    def delete_agent(self, name: str) -> dict[str, Any]:
+        """Remove your agent `name` (or `<you>/<name>`) with every version; returns its last record."""
+        return dict(self._json("DELETE", f"/agents/{name}"))
+
+    def get_agent_build_log(self, name: str) -> str:
+        """The docker build log of your agent's current version."""
+        return self._request("GET", f"/agents/{name}/build-log").text
+
     def list_technique_tasks(self, details: bool = False) -> list[Any]:
         """Technique and engineering task names (details=True: dicts with kind and description)."""
         items = self._json("GET", "/technique-tasks")
@@ -283,3 +352,31 @@ class Client:
 
     def health(self) -> dict[str, Any]:
         return dict(self._json("GET", "/healthz"))
+
+
+def _plain(name: str) -> str:
+    """A server-given name as one path component (a hostile server must not steer the write)."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise HarnessAPIError(0, f"refusing to write under {name!r}: not a plain name")
+    return name
+
+
+def _write_below(root: Path, parts: Sequence[str], data: bytes) -> None:
+    """Write `data` at root/parts..., refusing any part that could leave `root`."""
+    for part in parts:
+        _plain(part)
+    target = root.joinpath(*parts)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+
+
+def _pack_folder(folder: Path) -> bytes:
+    """The folder as a .tar.gz (links kept as links, so the server can judge them; no .git, no caches)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for p in sorted(folder.rglob("*")):
+            rel = p.relative_to(folder)
+            if rel.parts[0] == ".git" or "__pycache__" in rel.parts:
+                continue
+            tar.add(p, arcname=rel.as_posix(), recursive=False)
+    return buf.getvalue()

@@ -149,8 +149,8 @@ def test_full_run_over_http(server: Server, tmp_path: Path) -> None:
     assert final["status"] == "completed" and final["done"] == final["total"] == 2 and not final["live"]
 
     summary = alice.get_run_summary(run_id)
-    assert summary["run_id"] == run_id and summary["eval_dir"].endswith(run_id)
-    assert {"grading_report.json", "summary.json", "attempts.parquet"} <= set(summary["files"])
+    assert summary["run_id"] == run_id and summary["eval_dir"] == "eval" and summary["files"] == [f"{COMP}_metrics.json"]
+    assert {"grading_report.json", "summary.json", "attempts.parquet"} <= set(summary["report_files"])
     assert summary["by_status"] == {"succeeded": 2} and summary["valid_submission_rate"] == 1.0
     assert summary["competitions"][0]["competition_id"] == COMP
 

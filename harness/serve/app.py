@@ -12,11 +12,12 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Sequence
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve as ray_serve
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,6 +26,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import harness
 from harness.serve.auth import TOKENS_ENV, ServiceConfigError, TokenTable, check_bind, load_tokens
 from harness.serve.models import ArtifactList, ErrorBody, Health, RunAccepted, RunPage, RunRequest, RunView
+from harness.serve.agents_upload import ALLOW_LOCAL_GIT_ENV, MAX_UPLOAD_BYTES
+from harness.serve.agent_routes import add_agent_routes
+from harness.serve.quotas import Quotas
 from harness.serve.service import APIError, RunService, attempts_parquet
 
 log = logging.getLogger("harness.serve")
@@ -47,9 +51,10 @@ class BodyLimit:
     """Refuse request bodies over `max_bytes` with 413: at once by Content-Length, else (chunked)
     by reading the body up to the limit before the app sees it."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: Optional[dict[str, int]] = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = path_limits or {}  # e.g. POST /agents takes an archive
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope.get("path") == "/grade" and self.max_bytes < GRADE_MAX_BODY_BYTES:
@@ -58,11 +63,13 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = _error(413, "too_large", f"request body over the limit of {self.max_bytes} bytes; "
-                                              "a run request is a small JSON object")
+        limit = self.path_limits.get(scope.get("path", ""), self.max_bytes)
+        too_large = _error(413, "too_large", f"request body over the limit of {limit} bytes; "
+                                              + ("an agent folder holds code, not data" if limit != self.max_bytes
+                                                 else "a run request is a small JSON object"))
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None:
-            if not length.isdigit() or int(length) > self.max_bytes:
+            if not length.isdigit() or int(length) > limit:
                 await too_large(scope, receive, send)
                 return
             await self.app(scope, receive, send)  # the server holds the client to its Content-Length
@@ -77,7 +84,7 @@ class BodyLimit:
                 return  # the client went away
             chunk = message.get("body", b"")
             seen += len(chunk)
-            if seen > self.max_bytes:
+            if seen > limit:
                 await too_large(scope, receive, send)
                 return
             chunks.append(chunk)
@@ -102,7 +109,7 @@ def create_app(service: RunService, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
         description="Evaluate ML-engineering agents as a service: start runs, watch them, fetch results "
                     "and artifacts. Send `Authorization: Bearer <token>` when the server has tokens.",
     )
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, path_limits={"/agents": MAX_UPLOAD_BYTES})
 
     @app.exception_handler(APIError)
     async def _api_error(_: Request, e: APIError) -> JSONResponse:
@@ -129,7 +136,11 @@ def create_app(service: RunService, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
         log.exception("internal error on %s %s", request.method, request.url.path)
         return _error(500, "internal", f"internal error ({type(e).__name__}: {e}); the server log has the traceback")
 
-    def user(request: Request) -> str:
+    # declared so /docs has an Authorize button; the header itself is checked by the service
+    bearer = HTTPBearer(auto_error=False, scheme_name="bearer",
+                        description="a token from the server's tokens file (HARNESS_API_TOKENS)")
+
+    def user(request: Request, _: Optional[HTTPAuthorizationCredentials] = Security(bearer)) -> str:
         return service.authenticate(request.headers.get("authorization"))
 
     # ---------------------------------------------------------------- runs
@@ -218,12 +229,10 @@ def create_app(service: RunService, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     @app.get("/agents", tags=["catalogue"])
     def agents(who: str = Depends(user)) -> list[dict[str, Any]]:
-        from harness.registry import load_registry
+        """The server's agents, then your uploaded ones (`<user>/<name>`; an admin sees everybody's)."""
+        return service.list_agents(who)
 
-        reg = load_registry()
-        return [{"id": a.id, "description": a.description, "resources": a.resources.model_dump(),
-                 "time_limit_s": a.time_limit_s, "network": a.network}
-                for a in sorted(reg.agents.values(), key=lambda a: a.id)]
+    add_agent_routes(app, service, user)
 
     @app.get("/technique-tasks", tags=["catalogue"])
     def technique_tasks(who: str = Depends(user)) -> list[dict[str, Any]]:
@@ -280,7 +289,8 @@ def _describe_validation(errors: Any) -> tuple[Optional[str], str]:
     where = loc[0] if loc else "body"
     path = [x for x in loc[1:]]
     if first.get("type") == "json_invalid":
-        pos = first.get("ctx", {}).get("error", "")
+        ctx = first.get("ctx") or {}
+        pos = ctx.get("error", "") if isinstance(ctx, dict) else ""
         return None, f"request body is not valid JSON ({pos}); send a JSON object such as " \
                      '{"competition_set": "lite", "agent_id": "dummy"}'
     if where == "body" and not path:
@@ -320,11 +330,17 @@ class HarnessAPI:
     """The Serve replica: one RunService; the FastAPI app is built here, on the replica."""
 
     def __init__(self, store: str, tokens: Optional[str] = None, max_runs_per_user: int = DEFAULT_MAX_RUNS_PER_USER,
-                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, store_display: Optional[str] = None) -> None:
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, store_display: Optional[str] = None,
+                 agents_path: Sequence[str] = (), max_attempts_per_user: Optional[int] = None,
+                 cpu_seconds_per_day: Optional[float] = None, allow_local_git: bool = False) -> None:
         host = _proxy_host()
         if host is not None:
             check_bind(host, tokens)  # `serve run` with a non-loopback host and no tokens stops here
-        self.service = RunService(store, TokenTable(tokens), max_runs_per_user, store_display=store_display)
+        self.service = RunService(store, TokenTable(tokens), max_runs_per_user, store_display=store_display,
+                                  agents_path=agents_path,
+                                  quotas=Quotas(max_concurrent_attempts=max_attempts_per_user,
+                                                cpu_seconds_per_day=cpu_seconds_per_day),
+                                  allow_local_git=allow_local_git)
         self.max_body_bytes = max_body_bytes
 
     def __serve_build_asgi_app__(self) -> FastAPI:
@@ -336,7 +352,7 @@ def _proxy_host() -> Optional[str]:
     try:
         from ray.serve.context import _get_global_client
 
-        return str(_get_global_client().http_config.host)
+        return str(_get_global_client().http_config.host)  # type: ignore[union-attr]
     except Exception:
         return None
 
@@ -350,17 +366,37 @@ def build_app(args: dict[str, Any]) -> Any:
         tokens = str(Path(tokens).expanduser().resolve())
         load_tokens(tokens)  # a broken tokens file fails the deploy, not the first request
     options = {"num_cpus": 0}
-    return HarnessAPI.options(ray_actor_options=options).bind(
+    return HarnessAPI.options(ray_actor_options=options).bind(  # type: ignore[attr-defined]
         store=str(Path(store).expanduser().resolve()), tokens=tokens,
         max_runs_per_user=int(args.get("max_runs_per_user") or os.environ.get("HARNESS_MAX_RUNS_PER_USER")
                               or DEFAULT_MAX_RUNS_PER_USER),
         max_body_bytes=int(args.get("max_body_bytes") or DEFAULT_MAX_BODY_BYTES),
         store_display=store,
+        agents_path=[str(Path(p).expanduser().resolve()) for p in _path_list(args.get("agents_path"))],
+        max_attempts_per_user=_optional(args.get("max_attempts_per_user") or os.environ.get("HARNESS_MAX_ATTEMPTS_PER_USER"), int),
+        cpu_seconds_per_day=_optional(args.get("cpu_seconds_per_day") or os.environ.get("HARNESS_CPU_SECONDS_PER_DAY"), float),
+        # a git URL that is a path on the server clones the server's own files: only when the operator says so
+        allow_local_git=bool(args.get("allow_local_git")) or os.environ.get(ALLOW_LOCAL_GIT_ENV, "") not in ("", "0", "false"),
     )
 
 
+def _optional(value: Any, kind: Any) -> Any:
+    return None if value in (None, "") else kind(value)
+
+
+def _path_list(value: Any) -> list[str]:
+    """`agents_path` as a list, or one string of paths joined by the OS path separator."""
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [p for p in value.split(os.pathsep) if p]
+    return [str(p) for p in value]
+
+
 def start(host: str = "127.0.0.1", port: int = 8000, *, store: Optional[str] = None, tokens: Optional[str] = None,
-          max_runs_per_user: int = DEFAULT_MAX_RUNS_PER_USER, address: Optional[str] = None) -> str:
+          max_runs_per_user: int = DEFAULT_MAX_RUNS_PER_USER, address: Optional[str] = None,
+          agents_path: Sequence[str] = (), max_attempts_per_user: Optional[int] = None,
+          cpu_seconds_per_day: Optional[float] = None, allow_local_git: bool = False) -> str:
     """Start Serve's HTTP proxy on host:port and deploy the API; returns its URL.
 
     Raises ServiceConfigError (before anything binds) for a non-loopback host without tokens
@@ -378,7 +414,9 @@ def start(host: str = "127.0.0.1", port: int = 8000, *, store: Optional[str] = N
 
         _init_ray(address)
     ray_serve.start(http_options={"host": host, "port": port}, proxy_location="HeadOnly")
-    ray_serve.run(build_app({"store": store, "tokens": tokens, "max_runs_per_user": max_runs_per_user}),
+    ray_serve.run(build_app({"store": store, "tokens": tokens, "max_runs_per_user": max_runs_per_user,
+                             "agents_path": list(agents_path), "max_attempts_per_user": max_attempts_per_user,
+                             "cpu_seconds_per_day": cpu_seconds_per_day, "allow_local_git": allow_local_git}),
                   name=APP_NAME, route_prefix="/", blocking=False)
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"
@@ -386,7 +424,7 @@ def start(host: str = "127.0.0.1", port: int = 8000, *, store: Optional[str] = N
 
 def stop() -> None:
     """Remove the API and Serve's proxies; runs in progress keep going in their own actors."""
-    ray_serve.shutdown()
+    ray_serve.shutdown()  # type: ignore[no-untyped-call]
 
 
 __all__ = ["HarnessAPI", "build_app", "create_app", "start", "stop", "ServiceConfigError"]

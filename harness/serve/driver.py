@@ -8,8 +8,9 @@ store does not: when it dies the run reads as `interrupted` and can be resumed.
 
 from __future__ import annotations
 
+import os
 import threading
-from typing import Optional
+from typing import Optional, Sequence
 
 from harness.spec import RunSpec
 
@@ -26,11 +27,17 @@ class RunDriver:
     def __init__(self) -> None:
         self.cancel_event = threading.Event()
 
-    def execute(self, store: str, run_id: str, owner: Optional[str], spec: Optional[RunSpec]) -> str:
+    def execute(self, store: str, run_id: str, owner: Optional[str], spec: Optional[RunSpec],
+                agent_paths: Sequence[str] = ()) -> str:
         """Run (a validated RunSpec given) or resume (None) `run_id`; returns the final status.
+        `agent_paths`: agent folders to find the agent in first (the server's own, a user's upload).
         The actor exits afterwards, which frees its name."""
         import harness
         from harness.store import RunStore
+
+        if agent_paths:  # this process is the run's alone: harness.run and its workers read it from here
+            known = [p for p in os.environ.get("HARNESS_AGENTS_PATH", "").split(os.pathsep) if p]
+            os.environ["HARNESS_AGENTS_PATH"] = os.pathsep.join([*agent_paths, *known])
 
         status = "failed"
         try:
@@ -49,6 +56,7 @@ class RunDriver:
                 rs.write_state(state)
             status = state.status
         finally:
+            _write_eval(store, run_id)
             threading.Thread(target=_exit_soon, daemon=True).start()
         return status
 
@@ -57,6 +65,17 @@ class RunDriver:
 
     def ping(self) -> bool:
         return True
+
+
+def _write_eval(store: str, run_id: str) -> None:
+    """The run's eval/ metrics files, so they are on disk without anyone asking for a summary."""
+    from harness.serve.eval_files import write_eval_dir
+    from harness.store import RunStore
+
+    try:
+        write_eval_dir(RunStore(store, run_id))
+    except Exception:  # noqa: BLE001  (the summary rewrites them; the run's status matters more)
+        pass
 
 
 def _exit_soon() -> None:

@@ -15,7 +15,7 @@ import tempfile
 import threading
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 import pandas as pd
 
@@ -24,6 +24,8 @@ from harness.spec import RunSpec, RunState, Settings, utcnow
 from harness.store import ATTEMPTS_SCHEMA, RunStore, list_runs
 from harness.serve.auth import TokenTable
 from harness.serve.driver import NAMESPACE, RunDriver, actor_name
+from harness.serve.agents_upload import AgentLibrary, AgentRejected, UploadedAgent
+from harness.serve.quotas import QuotaExceeded, Quotas, check_quotas
 from harness.serve.models import ArtifactEntry, RunRequest, RunView
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
@@ -49,10 +51,15 @@ class RunService:
     `eval_dir` names it (the path as the operator gave it)."""
 
     def __init__(self, store: str, tokens: TokenTable, max_runs_per_user: int = 4,
-                 store_display: Optional[str] = None) -> None:
+                 store_display: Optional[str] = None, agents_path: Sequence[str] = (),
+                 quotas: Optional[Quotas] = None, allow_local_git: Optional[bool] = None) -> None:
+        self.quotas = quotas or Quotas()
         self.store_display = store_display or store
+        #: agent folders this server offers beside the built-in ones (`harness serve --agents-path`)
+        self.agents_path = tuple(Path(p).expanduser().resolve() for p in agents_path)
         self.root = Path(store).expanduser().resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self.agents = AgentLibrary(self.root, allow_local_git=allow_local_git)
         self.tokens = tokens
         self.max_runs_per_user = max_runs_per_user
         self._launch_lock = threading.Lock()  # check-the-cap-then-start is one step
@@ -70,7 +77,8 @@ class RunService:
 
     def _visible(self, state: RunState, user: str) -> bool:
         # without tokens the server is loopback-only and its one user is the machine's owner: every run is theirs
-        return not self.tokens.enabled or state.owner == user
+        # an admin (tokens file: {"user": ..., "admin": true}) sees every run
+        return not self.tokens.enabled or state.owner == user or self.tokens.is_admin(user)
 
     # ------------------------------------------------------------------ reading runs
 
@@ -140,10 +148,15 @@ class RunService:
         stored = rs.read_summary() if not view.live else None
         summary = stored or summarize(state, rs.attempts(), rs.technique_grades())
         body = summary.model_dump(mode="json")
+        from harness.serve.eval_files import EVAL_DIR, ensure_eval_dir
+
         body.update(
             run_id=state.run_id, status=view.status, total=state.total,
-            eval_dir=str(Path(self.store_display) / state.run_id),
-            files=[n for n in REPORT_FILES if (rs.dir / n).is_file()],
+            # the seed's shape: metrics files named in `files`, under `eval_dir`, a path relative to the
+            # run that GET /runs/{id}/artifacts/{eval_dir}/{file} serves (the server's disk means nothing remotely)
+            eval_dir=EVAL_DIR, eval_url=f"/runs/{state.run_id}/artifacts/{EVAL_DIR}",
+            files=ensure_eval_dir(rs, view.status),
+            report_files=[n for n in REPORT_FILES if (rs.dir / n).is_file()],
             done=view.done, failed=view.failed, created_at=view.created_at.isoformat(),
             updated_at=view.updated_at.isoformat(), elapsed_s=view.elapsed_s, error=state.error,
         )
@@ -203,7 +216,13 @@ class RunService:
         from harness.spec import new_run_id
         from harness.technique import available_tasks, expand_task_selection
 
+        if req.sandbox == "docker" and os.environ.get("HARNESS_SERVER_CONTAINER") == "1":
+            raise APIError(400, "this server runs inside its container and sandboxes attempts with bubblewrap there; "
+                                "the docker sandbox (sibling containers through the host's Docker socket) is not "
+                                "enabled in the benchmark box: use sandbox='local'", field="sandbox")
+        agent_paths = self.agent_paths(req.agent_id, user)
         settings = Settings.from_env()
+        settings = settings.model_copy(update={"agents_path": (*agent_paths, *settings.agents_path)})
         registry = load_registry(settings)
         ids = self._competition_ids(req, registry)
         technique, engineering = _task_selection(req, {t.name: t.kind for t in available_tasks()})
@@ -229,8 +248,12 @@ class RunService:
                          total=len(plan_attempts(spec, run_id, registry)))
         with self._launch_lock:
             self._check_cap(user)
+            cap = self._check_quotas(user, registry, req.max_concurrency)
+            if cap != spec.max_concurrency:  # the quota bounds the run's concurrency, and run.json says so
+                spec = spec.model_copy(update={"max_concurrency": cap})
+                state.spec = spec
             rs.write_state(state)
-            _launch(str(self.root), run_id, user, spec)  # the validated RunSpec, as the model
+            _launch(str(self.root), run_id, user, spec, agent_paths)  # the validated RunSpec, as the model
         return run_id
 
     def resume_run(self, run_id: str, user: str) -> str:
@@ -242,10 +265,11 @@ class RunService:
             raise APIError(409, f"run {run_id} is completed: every attempt has a row; start a new run to run it again")
         with self._launch_lock:
             self._check_cap(user)
+            self._check_quotas(state.owner or user, load_registry(), state.spec.max_concurrency)
             state.status = "queued"
             state.error = None
             rs.write_state(state)
-            _launch(str(self.root), run_id, state.owner, None)
+            _launch(str(self.root), run_id, state.owner, None, self.agent_paths(state.spec.agent, state.owner or user))
         return run_id
 
     def cancel_run(self, run_id: str, user: str) -> str:
@@ -265,6 +289,82 @@ class RunService:
                                 "stop it there (Ctrl-C leaves it resumable)")
         actor.cancel.remote()
         return "cancelling"
+
+    def agent_paths(self, agent_id: str, user: str) -> list[Path]:
+        """Agent folders the run of `agent_id` by `user` resolves names in, before $HARNESS_AGENTS_PATH:
+        the server's, and the user's uploaded agent of that id (nobody else's)."""
+        uploaded = self.agents.resolve(agent_id, user, self.tokens.is_admin(user))
+        return [*self.agents_path, *([self.agents.folder(uploaded)] if uploaded else [])]
+
+    # ------------------------------------------------------------------ users' agents
+
+    def _server_registry(self) -> Registry:
+        settings = Settings.from_env()
+        return load_registry(settings.model_copy(update={"agents_path": (*self.agents_path, *settings.agents_path)}))
+
+    def list_agents(self, user: str) -> list[dict[str, Any]]:
+        """The server's agents, then the user's uploaded ones (everybody's for an admin)."""
+        reg = self._server_registry()
+        out: list[dict[str, Any]] = [
+            {"id": a.id, "description": a.description, "resources": a.resources.model_dump(),
+             "time_limit_s": a.time_limit_s, "network": a.network}
+            for a in sorted(reg.agents.values(), key=lambda a: a.id)]
+        for up in self.agents.list(user, self.tokens.is_admin(user)):
+            folder = self.agents.folder(up)
+            entry: dict[str, Any] = {"id": up.id, "description": up.description, "uploaded": True, "owner": up.owner,
+                                     "version": up.version, "image": up.image, "source": up.source}
+            for a in load_registry(Settings.from_env().model_copy(update={"agents_path": (folder,)})).agents.values():
+                if a.id == up.id:
+                    entry.update(resources=a.resources.model_dump(), time_limit_s=a.time_limit_s, network=a.network)
+            out.append(entry)
+        return out
+
+    def _refuse_taken(self, user: str, name: str) -> None:
+        if f"{user}/{name}" in self._server_registry().agents:
+            raise AgentRejected(f"agent id {user}/{name} is taken by one of the server's agents; pick another name",
+                                status=409)
+
+    def register_tarball_agent(self, user: str, name: str, archive: str) -> UploadedAgent:
+        self._refuse_taken(user, name)
+        return self.agents.register_tarball(user, name, Path(archive))
+
+    def register_git_agent(self, user: str, name: str, url: str, ref: Optional[str]) -> UploadedAgent:
+        self._refuse_taken(user, name)
+        return self.agents.register_git(user, name, url, ref)
+
+    def _own_id(self, user: str, agent_id: str) -> str:
+        return agent_id if "/" in agent_id else f"{user}/{agent_id}"
+
+    def delete_agent(self, user: str, agent_id: str) -> UploadedAgent:
+        return self.agents.delete(self._own_id(user, agent_id), user, self.tokens.is_admin(user))
+
+    def agent_build_log(self, user: str, agent_id: str) -> Path:
+        agent_id = self._own_id(user, agent_id)
+        agent = self.agents.resolve(agent_id, user, self.tokens.is_admin(user))
+        if agent is None:
+            raise APIError(404, f"no agent {agent_id!r} of user {user!r}; GET /agents lists yours")
+        log = self.agents.build_log(agent)
+        if log is None:
+            raise APIError(404, f"agent {agent_id} has no build log: its folder has no Dockerfile, so it runs in the base image")
+        return log
+
+    def quotas_for(self, user: str) -> Quotas:
+        """The server's default quotas, overridden by the user's entry in the tokens file."""
+        policy = self.tokens.policy(user)
+        return Quotas(
+            max_concurrent_attempts=policy.max_concurrent_attempts if policy.max_concurrent_attempts is not None
+            else self.quotas.max_concurrent_attempts,
+            cpu_seconds_per_day=policy.cpu_seconds_per_day if policy.cpu_seconds_per_day is not None
+            else self.quotas.cpu_seconds_per_day)
+
+    def _check_quotas(self, user: str, registry: Registry, requested: Optional[int]) -> Optional[int]:
+        """429 naming the quota a new run of `user` would break; else the run's concurrency cap."""
+        own = [s for s in list_runs(self.root) if s.owner == user]
+        live = [s for s in own if self.liveness(s)]
+        try:
+            return check_quotas(self.quotas_for(user), user, self.root, own, live, registry, requested)
+        except QuotaExceeded as e:
+            raise APIError(429, e.message, error="quota_exceeded", field=e.quota) from None
 
     def _check_cap(self, user: str) -> None:
         live = [s for s in list_runs(self.root) if s.owner == user and self.liveness(s)]
@@ -345,7 +445,8 @@ def _actor(run_id: str) -> Any:
         return None
 
 
-def _launch(store: str, run_id: str, owner: Optional[str], spec: Optional[RunSpec]) -> None:
+def _launch(store: str, run_id: str, owner: Optional[str], spec: Optional[RunSpec],
+            agent_paths: Sequence[Path] = ()) -> None:
     """Start the run's detached driver actor and hand it the run (fire and forget)."""
     import ray
 
@@ -357,7 +458,7 @@ def _launch(store: str, run_id: str, owner: Optional[str], spec: Optional[RunSpe
         actor = driver_cls.remote()
     except ValueError:
         raise APIError(409, f"run {run_id} already has a live driver; wait for it or cancel it") from None
-    actor.execute.remote(store, run_id, owner, spec)
+    actor.execute.remote(store, run_id, owner, spec, [str(p) for p in agent_paths])  # type: ignore[attr-defined]
 
 
 def attempts_parquet(df: pd.DataFrame) -> bytes:
@@ -366,5 +467,5 @@ def attempts_parquet(df: pd.DataFrame) -> bytes:
 
     sink = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pandas(df, schema=ATTEMPTS_SCHEMA, preserve_index=False), sink)
-    return sink.getvalue().to_pybytes()
+    return bytes(sink.getvalue().to_pybytes())
 
