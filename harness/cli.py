@@ -55,6 +55,7 @@ def run(
     max_retries: int = typer.Option(2, "--max-retries", help="Retries of an attempt after an infrastructure failure."),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Seconds per attempt (default: the agent's)."),
     technique_tasks: Optional[List[str]] = typer.Option(None, "--technique-tasks", help="imbalance,missing,... or all."),
+    technique_level: str = typer.Option("easy", "--technique-level", help="Technique task difficulty: easy, medium, hard or all."),
     engineering_tasks: Optional[List[str]] = typer.Option(None, "--engineering-tasks", help="ml-spec,eda-notebook,... or all."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Finish an earlier run: only missing attempts run."),
     store: Optional[Path] = StoreOpt,
@@ -85,6 +86,7 @@ def run(
             competition or None, split=split, agent=agent, seeds=seeds, lite=lite, sandbox=sandbox,
             max_concurrency=max_concurrency, max_retries=max_retries, time_limit_s=time_limit,
             technique_tasks=tt, engineering_tasks=_comma_list(engineering_tasks), store=store, resume=resume,
+            technique_level=technique_level,
             address=address, progress=on_progress, on_start=on_start,
         )
     except KeyboardInterrupt:
@@ -186,11 +188,13 @@ def _print_report(rs) -> None:  # type: ignore[no-untyped-def]
     tech = df[df["task_kind"] == "technique"]
     if len(tech):
         t = Table(title=f"technique tasks · agent {state.spec.agent}", title_justify="left")
-        for col in ("task", "attempts", "score (mean ± SEM)", "statuses"):
+        for col in ("task", "level", "attempts", "score (mean ± SEM)", "statuses"):
             t.add_column(col)
-        for name, g in tech.groupby("technique"):
+        from harness.spec import technique_level_of
+
+        for (name, level), g in tech.assign(_level=tech["attempt_id"].map(technique_level_of).fillna("—")).groupby(["technique", "_level"]):
             m, s = mean_sem(g["score"].fillna(0.0).tolist())
-            t.add_row(str(name), str(len(g)), f"{m:.2f} ± {s:.2f}", ", ".join(f"{k} {v}" for k, v in g["status"].value_counts().items()))
+            t.add_row(str(name), str(level), str(len(g)), f"{m:.2f} ± {s:.2f}", ", ".join(f"{k} {v}" for k, v in g["status"].value_counts().items()))
         out.print(t)
     out.print(f"status: {state.status} · {summary.done}/{state.total} attempts · " +
               ", ".join(f"{k} {v}" for k, v in summary.by_status.items()) + f" · {rs.dir}")

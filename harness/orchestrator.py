@@ -158,6 +158,7 @@ def run(
     time_limit_s: Optional[float] = None,
     technique_tasks: Sequence[str] | bool | str = (),
     engineering_tasks: Sequence[str] | str = (),
+    technique_level: str = "easy",
     store: Path | str | None = None,
     resume: Optional[str] = None,
     owner: Optional[str] = None,
@@ -189,7 +190,7 @@ def run(
         spec = resolve_spec(
             registry, competitions=competitions, split=split, agent=agent, seeds=seeds, lite=lite, sandbox=sandbox,
             max_concurrency=max_concurrency, max_retries=max_retries, time_limit_s=time_limit_s,
-            technique_tasks=tt, engineering_tasks=et, owner=owner,
+            technique_tasks=tt, engineering_tasks=et, owner=owner, technique_level=technique_level,
             include_competitions=not (tt or et),
         )
         rs = RunStore(root, run_id or new_run_id(spec.agent))

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from harness.spec import RunState, RunSummary
+from harness.spec import TECHNIQUE_LEVELS, RunState, RunSummary, technique_level_of
 
 
 def mean_sem(values: list[float]) -> tuple[Optional[float], Optional[float]]:
@@ -55,9 +55,11 @@ def summarize(state: RunState, attempts: pd.DataFrame, technique_grades: Optiona
             "medals": [medal_name(r) for _, r in g.sort_values("seed").iterrows()],
         })
     techniques = []
-    for name, g in (tech.groupby("technique") if len(tech) else []):
+    by_level = tech.assign(_level=tech["attempt_id"].map(technique_level_of).fillna("")) if len(tech) else tech
+    for (name, level), g in (by_level.groupby(["technique", "_level"]) if len(tech) else []):  # level: easy | medium | hard
         m, s = mean_sem(g["score"].fillna(0.0).tolist())
-        techniques.append({"technique": name, "attempts": int(len(g)), "score_mean": m, "score_sem": s})
+        techniques.append({"technique": name, "level": level or None, "attempts": int(len(g)), "score_mean": m, "score_sem": s})
+    techniques.sort(key=lambda t: (t["technique"], TECHNIQUE_LEVELS.index(t["level"]) if t["level"] else -1))
     tmean, _ = mean_sem(tech["score"].fillna(0.0).tolist()) if len(tech) else (None, None)
     return RunSummary(
         run_id=state.run_id, agent_id=state.spec.agent, status=state.status, total=state.total,

@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.spec import AttemptResult, CheckResult, RunState, RunSummary, utcnow
+from harness.spec import AttemptResult, CheckResult, RunState, RunSummary, technique_level_of, utcnow
 
 TS = pa.timestamp("us", tz="UTC")
 ATTEMPTS_SCHEMA = pa.schema([
@@ -44,6 +44,7 @@ ATTEMPTS_SCHEMA = pa.schema([
 TECHNIQUE_GRADES_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("attempt_id", pa.string()), ("technique", pa.string()), ("check", pa.string()),
     ("points", pa.float64()), ("max_points", pa.float64()), ("passed", pa.bool_()), ("detail", pa.string()),
+    ("level", pa.string()),  # technique tasks' difficulty (easy | medium | hard); null for engineering tasks
 ])
 assert set(ATTEMPTS_SCHEMA.names) == set(AttemptResult.model_fields), "schema and AttemptResult disagree"
 
@@ -114,7 +115,8 @@ class RunStore:
         """Durably record one finished attempt (replacing an earlier row of the same attempt)."""
         checks = list(checks)
         if checks:
-            rows = [dict(run_id=row.run_id, attempt_id=row.attempt_id, technique=row.technique, **c.model_dump()) for c in checks]
+            rows = [dict(run_id=row.run_id, attempt_id=row.attempt_id, technique=row.technique, **c.model_dump(),
+                         level=technique_level_of(row.attempt_id)) for c in checks]
             _write_table(self.dir / "technique_grades" / f"{row.attempt_id}.parquet",
                          pa.Table.from_pylist(rows, schema=TECHNIQUE_GRADES_SCHEMA))
         _write_table(self.attempts_dir / f"{row.attempt_id}.parquet",
@@ -146,14 +148,23 @@ class RunStore:
         return RunSummary.model_validate_json(p.read_text()) if p.is_file() else None
 
 
+def _read_table(path: Path, schema: pa.Schema) -> pa.Table:
+    """A Parquet file as `schema`; columns added to the schema since it was written read as nulls."""
+    t = pq.read_table(path)
+    for f in schema:
+        if f.name not in t.column_names:
+            t = t.append_column(f.name, pa.nulls(len(t), f.type))
+    return t.select(schema.names).cast(schema)
+
+
 def _read_rows(files_dir: Path, compacted: Path, schema: pa.Schema, key: Optional[str]) -> pd.DataFrame:
     tables = []
     if compacted.is_file():
-        tables.append(pq.read_table(compacted, schema=schema))
+        tables.append(_read_table(compacted, schema))
     if files_dir.is_dir():
         for p in sorted(files_dir.glob("*.parquet")):
             try:
-                tables.append(pq.read_table(p, schema=schema))
+                tables.append(_read_table(p, schema))
             except (OSError, pa.ArrowInvalid):
                 continue  # written by a newer harness or being replaced; the next read sees it
     if not tables:

@@ -122,9 +122,9 @@ def test_selection_and_planning(settings: Settings) -> None:
                                                     time_limit_s=60.0, resources=Resources()))
     ids = [a.attempt_id for a in attempts]
     assert ids == [
-        "imbalance.breast-cancer-diagnosis__baseline__s0", "imbalance.breast-cancer-diagnosis__baseline__s1",
-        "cv.breast-cancer-diagnosis__baseline__s0", "cv.breast-cancer-diagnosis__baseline__s1",
-        "cv.diabetes-progression__baseline__s0", "cv.diabetes-progression__baseline__s1",
+        "imbalance.easy.breast-cancer-diagnosis__baseline__s0", "imbalance.easy.breast-cancer-diagnosis__baseline__s1",
+        "cv.easy.breast-cancer-diagnosis__baseline__s0", "cv.easy.breast-cancer-diagnosis__baseline__s1",
+        "cv.easy.diabetes-progression__baseline__s0", "cv.easy.diabetes-progression__baseline__s1",
         "ml-spec__baseline__s0", "ml-spec__baseline__s1",
     ]  # no imbalance on the regression
     assert all(SAFE_ID.match(i) and a.task_kind == "technique" and a.technique for i, a in zip(ids, attempts))

@@ -122,6 +122,8 @@ class Manifest(BaseModel):
     target: Optional[str] = None
     id_column: Optional[str] = None
     files: dict[str, str] = {}
+    level: str = "easy"  # technique tasks: easy | medium | hard
+    notes: str = ""  # level-specific instructions (`$level_notes` in instructions.md)
 
 
 def write_manifest(public: Path, manifest: Manifest, model: Optional[Type[BaseModel]] = None) -> None:
@@ -378,6 +380,7 @@ class PrepareContext:
     public: Path
     private: Path
     source: Optional[Source] = None
+    level: str = "easy"  # technique tasks: easy | medium | hard
 
     @property
     def rng(self) -> np.random.Generator:
