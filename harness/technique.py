@@ -179,18 +179,19 @@ def task_levels(name: str, selection: str = "easy") -> list[str]:
 
 
 def task_sources(name: str, competitions: Sequence[str], settings: Optional[Settings] = None) -> list[str]:
-    """The datasets a technique task runs on: the run's competitions it makes sense for
-    (e.g. no imbalance on a regression), else generated data."""
+    """The datasets a technique task runs on: the run's competitions it makes sense for, as the task's
+    `applies_to(task_type, data_kind)` says (e.g. no imbalance on a regression, no encoding on images),
+    else generated data."""
     from harness.tasks import registry_for
 
     mod = load_task(name)
-    from harness.techniques import competition_task_type
+    from harness.techniques import competition_data
     out = []
     if competitions:
         reg = registry_for(settings or Settings.from_env())
         for cid in competitions:
-            task_type = competition_task_type(reg.competition(cid).kind)
-            if task_type is not None and mod.applies_to(task_type):
+            data, task_type = competition_data(reg.competition(cid).kind)  # tabular | image | timeseries, binary | ...
+            if data in ("tabular", "image", "timeseries") and task_type is not None and mod.applies_to(task_type, data):
                 out.append(cid)
     return out or [SYNTHETIC]
 

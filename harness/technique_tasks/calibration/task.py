@@ -43,8 +43,10 @@ class CalibrationAnalysis(BaseModel):
     rationale: str = ""
 
 
-def applies_to(task_type: str) -> bool:
-    return True
+def applies_to(task_type: str, data: str = "tabular") -> bool:
+    """Whether this task runs on a competition of this task type (binary | multiclass | regression)
+    and data kind (tabular | image | timeseries): brings its own scores: generated data only."""
+    return False
 
 
 def ece(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:

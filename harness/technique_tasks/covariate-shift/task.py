@@ -45,7 +45,9 @@ class ShiftAnalysis(BaseModel):
     rationale: str = ""
 
 
-def applies_to(task_type: str) -> bool:
+def applies_to(task_type: str, data: str = "tabular") -> bool:
+    """Whether this task runs on a competition of this task type (binary | multiclass | regression)
+    and data kind (tabular | image | timeseries): a shifted test set can happen on every kind of data."""
     return True
 
 

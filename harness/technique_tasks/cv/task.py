@@ -57,8 +57,10 @@ class CVAnalysis(BaseModel):
     rationale: str = ""
 
 
-def applies_to(task_type: str) -> bool:
-    return True
+def applies_to(task_type: str, data: str = "tabular") -> bool:
+    """Whether this task runs on a competition of this task type (binary | multiclass | regression)
+    and data kind (tabular | image | timeseries): tables and series (time-ordered and grouped readings)."""
+    return data in ("tabular", "timeseries")
 
 
 def prepare(ctx: PrepareContext) -> None:

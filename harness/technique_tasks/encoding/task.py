@@ -81,8 +81,10 @@ class EncodingAnalysis(BaseModel):
     rationale: str = ""
 
 
-def applies_to(task_type: str) -> bool:
-    return True
+def applies_to(task_type: str, data: str = "tabular") -> bool:
+    """Whether this task runs on a competition of this task type (binary | multiclass | regression)
+    and data kind (tabular | image | timeseries): only tables have categorical columns."""
+    return data == "tabular"
 
 
 def _words(rng: np.random.Generator, n: int) -> list[str]:

@@ -56,7 +56,9 @@ class ImbalanceAnalysis(BaseModel):
     rationale: str = ""
 
 
-def applies_to(task_type: str) -> bool:
+def applies_to(task_type: str, data: str = "tabular") -> bool:
+    """Whether this task runs on a competition of this task type (binary | multiclass | regression)
+    and data kind (tabular | image | timeseries): class labels exist on tables, images and series alike."""
     return task_type in ("binary", "multiclass")
 
 

@@ -40,8 +40,10 @@ class NoiseAnalysis(BaseModel):
     rationale: str = ""
 
 
-def applies_to(task_type: str) -> bool:
-    return True
+def applies_to(task_type: str, data: str = "tabular") -> bool:
+    """Whether this task runs on a competition of this task type (binary | multiclass | regression)
+    and data kind (tabular | image | timeseries): labels regenerated from the features: tables and images."""
+    return data in ("tabular", "image")
 
 
 def prepare(ctx: PrepareContext) -> None:

@@ -69,8 +69,10 @@ def _sentinel(values: pd.Series, avoid: set[float]) -> float:
     return float(10 ** np.ceil(np.log10(max(abs(lo), abs(hi)) + 1)) * 10 - 1)
 
 
-def applies_to(task_type: str) -> bool:
-    return True
+def applies_to(task_type: str, data: str = "tabular") -> bool:
+    """Whether this task runs on a competition of this task type (binary | multiclass | regression)
+    and data kind (tabular | image | timeseries): sensor dropouts in series summaries; not on images."""
+    return data in ("tabular", "timeseries")
 
 
 def _pick_columns(frame: pd.DataFrame, features: list[str], rng: np.random.Generator) -> tuple[str, str, str, str]:
