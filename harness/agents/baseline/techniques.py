@@ -247,7 +247,7 @@ def leakage(m: dict[str, Any]) -> None:
             leaks.append({"name": col, "leak_type": "post_outcome", "evidence": f"named as recorded after the outcome; power {power:.3f}"})
     cols = [c for c in features if c in test.columns]
     keys = set(map(tuple, df[cols].round(6).astype(str).to_numpy().tolist()))
-    dup = [int(i) for i, row in zip(test["id"], test[cols].round(6).astype(str).to_numpy().tolist()) if tuple(row) in keys]
+    dup = [int(i) for i, row in zip(test["id"], test[cols].round(6).astype(str).to_numpy().tolist(), strict=True) if tuple(row) in keys]
     write_json("leakage_analysis.json", {
         "leaky_columns": leaks, "duplicated_test_ids": dup, "n_train_test_duplicates": len(dup),
         "mitigations": ["drop_column", "deduplicate"], "rationale": "single-feature predictive power, column names, exact row matches",
