@@ -27,7 +27,7 @@ from harness.report import mean_sem, medal_name, summarize
 from harness.runspec import RunInput, load_run_file
 from harness.sandbox.base import SandboxUnavailable
 from harness.sandbox.docker import collect_leftovers
-from harness.spec import FINAL_STATUSES, Settings
+from harness.spec import FINAL_STATUSES, Settings, technique_level_of
 from harness.store import RunNotFound, RunStore, default_store, list_runs
 from harness.technique import available_tasks
 
@@ -120,6 +120,7 @@ def run(
     max_retries: int = typer.Option(2, "--max-retries", help="Retries of an attempt after an infrastructure failure."),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Seconds per attempt (default: the agent's)."),
     technique_tasks: Optional[List[str]] = typer.Option(None, "--technique-tasks", help="imbalance,missing,... or all."),
+    technique_level: str = typer.Option("easy", "--technique-level", help="Technique task difficulty: easy, medium, hard or all."),
     engineering_tasks: Optional[List[str]] = typer.Option(None, "--engineering-tasks", help="ml-spec,eda-notebook,... or all."),
     config: Optional[Path] = typer.Option(None, "--config", help="A run file (YAML/JSON: agent, competitions, split, seeds, ...) instead of the flags above."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Finish an earlier run: only missing attempts run."),
@@ -150,7 +151,8 @@ def run(
                              time_limit_s=time_limit, technique_tasks=_comma_list(technique_tasks),
                              engineering_tasks=_comma_list(engineering_tasks),
                              ray_resources=_ray_resources(ray_resource or []), model=model, token_limit=token_limit,
-                             cost_limit=cost_limit, hints_from=hints_from, hints=hints, allow_network=allow_network)
+                             cost_limit=cost_limit, hints_from=hints_from, hints=hints, allow_network=allow_network,
+                             technique_level=technique_level)
     except USER_ERRORS as e:
         _fail(e)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -272,11 +274,13 @@ def _print_report(rs: RunStore) -> None:
     tech = df[df["task_kind"] == "technique"]
     if len(tech):
         trows = []
-        for name, g in tech.groupby("technique"):
+        levelled = tech.assign(_level=tech["attempt_id"].map(technique_level_of).fillna("—"))
+        for (name, level), g in levelled.groupby(["technique", "_level"]):
             m, s = mean_sem(g["score"].fillna(0.0).tolist())
-            trows.append((str(name), str(len(g)), f"{m:.2f} ± {s:.2f}",
+            trows.append((str(name), str(level), str(len(g)), f"{m:.2f} ± {s:.2f}",
                           ", ".join(f"{k} {v}" for k, v in g["status"].value_counts().items())))
-        emit_table(["task", "attempts", "score (mean ± SEM)", "statuses"], trows, title=f"technique tasks · agent {state.spec.agent}")
+        emit_table(["task", "level", "attempts", "score (mean ± SEM)", "statuses"], trows,
+                   title=f"technique tasks · agent {state.spec.agent}")
     _line(f"status: {state.status} · {summary.done}/{state.total} attempts · " +
           ", ".join(f"{k} {v}" for k, v in summary.by_status.items()) + f" · {rs.dir}")
 

@@ -149,6 +149,7 @@ def run(
     time_limit_s: Optional[float] = None,
     technique_tasks: Sequence[str] | bool | str = (),
     engineering_tasks: Sequence[str] | str = (),
+    technique_level: str = "easy",
     store: Path | str | None = None,
     resume: Optional[str] = None,
     owner: Optional[str] = None,
@@ -193,7 +194,8 @@ def run(
             technique_tasks=technique_tasks if isinstance(technique_tasks, (bool, str)) else list(technique_tasks),
             engineering_tasks=engineering_tasks if isinstance(engineering_tasks, str) else list(engineering_tasks), owner=owner,
             ray_resources=dict(ray_resources or {}), model=model, token_limit=token_limit, cost_limit=cost_limit,
-            hints_from=hints_from, hints=hints, allow_network=allow_network)
+            hints_from=hints_from, hints=hints, allow_network=allow_network,
+            technique_level=technique_level)
         spec = to_run_spec(registry, given)
         owner = owner or spec.owner
         rs = RunStore(root, run_id or new_run_id(spec.agent))
@@ -335,7 +337,7 @@ def agent_env_vars(agent: AgentConfig) -> dict[str, str]:
     """The agent's env_vars with `${{ secrets.NAME }}` filled from the driver's environment."""
     env = {}
     for key, value in agent.env_vars.items():
-        def sub(m: re.Match[str]) -> str:
+        def sub(m: re.Match[str], key: str = key) -> str:
             name = m.group(1)
             if name not in os.environ:
                 raise RunError(f"agent {agent.id!r} needs the secret {name} (env_vars.{key}); export {name}=... and retry")
@@ -526,7 +528,7 @@ def _cancel_inflight(rs: RunStore, inflight: dict, record: Callable) -> None:
     for ref in not_ready:
         ray.cancel(ref, force=True)
     now = utcnow()
-    for ref, (_, a, tries, _) in attempts.items():
+    for _, a, tries, _ in attempts.values():
         record(a, tries, AttemptOutcome(attempt_id=a.attempt_id, status="cancelled", started_at=now, ended_at=now,
                                         error="cancelled before it finished; `harness run --resume` runs it again"), None)
 

@@ -8,6 +8,7 @@ import pandas as pd
 
 from harness.stats import mean_sem as mean_sem  # re-exported: the CLI and the dashboard import it from here
 from harness.spec import CompetitionReport, CompetitionSummary, GradingReport, RunState, RunSummary, TechniqueSummary
+from harness.spec import TECHNIQUE_LEVELS, technique_level_of
 
 
 def medal_name(row: pd.Series) -> str:
@@ -43,9 +44,12 @@ def summarize(state: RunState, attempts: pd.DataFrame, technique_grades: Optiona
             medals=[medal_name(r) for _, r in g.sort_values("seed").iterrows()],
         ))
     techniques: list[TechniqueSummary] = []
-    for name, g in (tech.groupby("technique") if len(tech) else []):
+    by_level = tech.assign(_level=tech["attempt_id"].map(technique_level_of).fillna("")) if len(tech) else tech
+    for (name, level), g in (by_level.groupby(["technique", "_level"]) if len(tech) else []):  # level: easy | medium | hard
         m, s = mean_sem(g["score"].fillna(0.0).tolist())
-        techniques.append(TechniqueSummary(technique=str(name), attempts=int(len(g)), score_mean=m, score_sem=s))
+        techniques.append(TechniqueSummary(technique=str(name), level=str(level) or None, attempts=int(len(g)),
+                                           score_mean=m, score_sem=s))
+    techniques.sort(key=lambda t: (t.technique, TECHNIQUE_LEVELS.index(t.level) if t.level else -1))
     tmean, _ = mean_sem(tech["score"].fillna(0.0).tolist()) if len(tech) else (None, None)
     return RunSummary(
         run_id=state.run_id, agent_id=state.spec.agent, status=state.status, total=state.total,

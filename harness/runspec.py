@@ -49,6 +49,7 @@ class RunInput(BaseModel):
     hints_from: Optional[str] = None
     hints: Literal["outputs", "rollouts"] = "outputs"
     allow_network: bool = False  # the operator's grant for agents whose config asks for network
+    technique_level: Literal["easy", "medium", "hard", "all"] = "easy"
 
 
 RunRequestLike = Union[RunInput, RunSpec, Mapping[str, Any]]
@@ -83,7 +84,8 @@ def to_run_spec(registry: Registry, given: RunRequestLike) -> RunSpec:
                        technique_tasks=technique, engineering_tasks=engineering, owner=inp.owner,
                        include_competitions=not (technique or engineering), ray_resources=inp.ray_resources,
                        model=inp.model, token_limit=inp.token_limit, cost_limit=inp.cost_limit, hints_from=inp.hints_from,
-                       hints=inp.hints, allow_network=inp.allow_network)
+                       hints=inp.hints, allow_network=inp.allow_network,
+                       technique_level=inp.technique_level)
     except ValidationError as e:
         raise RunError(_field_problem("run input", e)) from None
 

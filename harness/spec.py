@@ -146,6 +146,8 @@ class RunSpec(Frozen):
     max_retries: int = Field(2, ge=0, le=20)
     time_limit_s: Optional[float] = Field(None, gt=0, le=MAX_TIME_LIMIT_S, allow_inf_nan=False)
     technique_tasks: list[str] = Field(default_factory=list)
+    # difficulty of the technique tasks: easy (the original tasks), medium, hard, or all three
+    technique_level: Literal["easy", "medium", "hard", "all"] = "easy"
     engineering_tasks: list[str] = Field(default_factory=list)
     include_competitions: bool = True
     owner: Optional[str] = None
@@ -190,6 +192,7 @@ class AttemptSpec(Frozen):
     task_kind: TaskKind = "competition"
     competition_id: str
     technique: Optional[str] = None
+    technique_level: Optional[str] = None  # technique tasks: easy | medium | hard
     agent_id: str
     seed: int
     lite: bool = False
@@ -204,6 +207,16 @@ class AttemptSpec(Frozen):
 
 def attempt_id_for(task_id: str, agent: str, seed: int) -> str:
     return f"{task_id}__{agent.replace('/', '-')}__s{seed}"
+
+
+TECHNIQUE_LEVELS = ("easy", "medium", "hard")
+
+
+def technique_level_of(attempt_id: str) -> Optional[str]:
+    """The difficulty level a technique attempt's id carries (`cv.hard.synthetic__baseline__s0` -> `hard`);
+    None for competitions and engineering tasks."""
+    parts = attempt_id.split("__", 1)[0].split(".")
+    return parts[1] if len(parts) == 3 and parts[1] in TECHNIQUE_LEVELS else None
 
 
 class SandboxResult(Frozen):
@@ -360,6 +373,7 @@ class TechniqueSummary(BaseModel):
     """One technique or engineering task of a run: score in [0, 1], mean ± SEM over its attempts (missing = 0)."""
 
     technique: str
+    level: Optional[str] = None  # technique tasks' difficulty (easy | medium | hard)
     attempts: int
     score_mean: Optional[float] = None
     score_sem: Optional[float] = None

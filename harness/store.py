@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from harness.safe_files import clip
-from harness.spec import AttemptResult, CheckResult, RunState, RunSummary, utcnow
+from harness.spec import AttemptResult, CheckResult, RunState, RunSummary, technique_level_of, utcnow
 
 TS = pa.timestamp("us", tz="UTC")
 #: Arrow types of the Python types result models use (Literal -> string, Optional[X] -> X, nullable)
@@ -58,7 +58,8 @@ def arrow_schema(model: type[BaseModel], exclude: Iterable[str] = ()) -> pa.Sche
 ATTEMPTS_SCHEMA = arrow_schema(AttemptResult)
 #: technique_grades: which attempt, then CheckResult's fields
 TECHNIQUE_GRADES_SCHEMA = pa.schema([("run_id", pa.string()), ("attempt_id", pa.string()), ("technique", pa.string()),
-                                     *arrow_schema(CheckResult)])
+                                     *arrow_schema(CheckResult),
+                                     ("level", pa.string())])  # technique tasks' difficulty; null for engineering tasks
 
 
 class RunLocked(RuntimeError):
@@ -170,7 +171,8 @@ class RunStore:
         row = row.model_copy(update={"invalid_reason": clip(row.invalid_reason, 500), "error": clip(row.error, 1000)})
         checks = list(checks)
         if checks:
-            rows = [dict(run_id=row.run_id, attempt_id=row.attempt_id, technique=row.technique, **c.model_dump()) for c in checks]
+            rows = [dict(run_id=row.run_id, attempt_id=row.attempt_id, technique=row.technique, **c.model_dump(),
+                         level=technique_level_of(row.attempt_id)) for c in checks]
             _write_table(self.dir / "technique_grades" / f"{row.attempt_id}.parquet",
                          pa.Table.from_pylist(rows, schema=TECHNIQUE_GRADES_SCHEMA))
         _write_table(self.attempts_dir / f"{row.attempt_id}.parquet",
@@ -202,17 +204,26 @@ class RunStore:
         return RunSummary.model_validate_json(p.read_text()) if p.is_file() else None
 
 
+def _read_table(path: Path, schema: pa.Schema) -> pa.Table:
+    """A Parquet file as `schema`; columns added to the schema since it was written read as nulls."""
+    t = pq.read_table(path)
+    for f in schema:
+        if f.name not in t.column_names:
+            t = t.append_column(f.name, pa.nulls(len(t), f.type))
+    return t.select(schema.names).cast(schema)
+
+
 def _read_rows(files_dir: Path, compacted: Path, schema: pa.Schema, key: Optional[str]) -> pd.DataFrame:
     tables = []
     if compacted.is_file():
         try:
-            tables.append(pq.read_table(compacted, schema=schema))
+            tables.append(_read_table(compacted, schema))
         except (OSError, pa.ArrowInvalid):
             pass  # a torn or corrupt compacted table: the per-attempt files rebuild it (compact rewrites it)
     if files_dir.is_dir():
         for p in sorted(files_dir.glob("*.parquet")):
             try:
-                tables.append(pq.read_table(p, schema=schema))
+                tables.append(_read_table(p, schema))
             except (OSError, pa.ArrowInvalid):
                 continue  # written by a newer harness or being replaced; the next read sees it
     if not tables:

@@ -44,11 +44,11 @@ from harness.safe_files import CopyReport, read_fd, walk_beneath
 from harness.spec import AttemptSpec, GradeReport, RunSpec, Settings, attempt_id_for
 from harness.task_kind import PreparedTask, TaskKindBackend
 from harness.techniques import (
+    competition_data,
     MAX_OUTPUT_BYTES,
     GradeContext,
     InvalidOutput,
     PrepareContext,
-    competition_task_type,
     invalid,
     load_source,
     read_manifest,
@@ -57,7 +57,10 @@ from harness.techniques import (
 TASKS_DIR = PACKAGE_DIR / "technique_tasks"
 SDK_FILE = PACKAGE_DIR / "techniques" / "sdk.py"
 #: the order tasks are listed and run in
-TECHNIQUE_ORDER = ["imbalance", "missing", "encoding", "cv", "scaling", "leakage"]
+TECHNIQUE_ORDER = ["imbalance", "missing", "encoding", "cv", "scaling", "leakage",
+                   "covariate-shift", "outliers", "label-noise", "calibration"]
+#: difficulty levels of technique tasks (`--technique-level`); easy is the original task
+LEVELS = ("easy", "medium", "hard")
 ENGINEERING_ORDER = ["ml-spec", "eda-notebook", "feature-engineering", "baseline-model", "refactor-config",
                      "eval-metrics", "model-comparison"]
 SYNTHETIC = "synthetic"
@@ -172,9 +175,19 @@ def validate_task_names(technique_tasks: Sequence[str], engineering_tasks: Seque
 # ====================================================================== planning
 
 
-def technique_task_id(name: str, source: Optional[str]) -> str:
-    """`imbalance.breast-cancer-diagnosis`, `cv.synthetic`, `ml-spec`: stable and file/URL-safe."""
-    return f"{name}.{source}" if source else name
+def technique_task_id(name: str, source: Optional[str], level: Optional[str] = None) -> str:
+    """`imbalance.hard.breast-cancer-diagnosis`, `cv.easy.synthetic`, `ml-spec`: stable and file/URL-safe.
+    Technique tasks carry their level (easy when none is given); engineering tasks have none."""
+    return f"{name}.{level or 'easy'}.{source}" if source else name
+
+
+def task_levels(name: str, selection: str = "easy") -> list[str]:
+    """The levels of a technique task a run's `technique_level` selects (easy, medium, hard or all);
+    a task that defines no `LEVELS` has only easy. Raises RegistryError for an unknown level."""
+    if selection not in (*LEVELS, "all"):
+        raise RegistryError(f"unknown technique level {selection!r}; use easy, medium, hard or all")
+    have = list(getattr(load_task(name), "LEVELS", ("easy",)))
+    return have if selection == "all" else [lv for lv in have if lv == selection]
 
 
 def task_sources(name: str, competitions: Sequence[str], settings: Optional[Settings] = None) -> list[str]:
@@ -185,8 +198,8 @@ def task_sources(name: str, competitions: Sequence[str], settings: Optional[Sett
     if competitions:
         reg = registry_for(settings or Settings.from_env())
         for cid in competitions:
-            task_type = competition_task_type(reg.competition(cid).kind)
-            if task_type is not None and mod.applies_to(task_type):
+            data, task_type = competition_data(reg.competition(cid).kind)  # tabular | image | timeseries, binary | ...
+            if data in ("tabular", "image", "timeseries") and task_type is not None and mod.applies_to(task_type, data):
                 out.append(cid)
     return out or [SYNTHETIC]
 
@@ -196,10 +209,12 @@ def plan_technique_attempts(spec: RunSpec, common: dict[str, Any]) -> list[Attem
     out = []
     for name in spec.technique_tasks:
         for source in task_sources(name, spec.competitions):
-            tid = technique_task_id(name, source)
-            for seed in range(spec.seeds):
-                out.append(AttemptSpec(attempt_id=attempt_id_for(tid, spec.agent, seed), task_kind="technique",
-                                       technique=name, competition_id=source, seed=seed, **common))
+            for level in task_levels(name, spec.technique_level):
+                tid = technique_task_id(name, source, level)
+                for seed in range(spec.seeds):
+                    out.append(AttemptSpec(attempt_id=attempt_id_for(tid, spec.agent, seed), task_kind="technique",
+                                           technique=name, technique_level=level, competition_id=source, seed=seed,
+                                           **common))
     for name in spec.engineering_tasks:
         for seed in range(spec.seeds):
             out.append(AttemptSpec(attempt_id=attempt_id_for(name, spec.agent, seed), task_kind="technique",
@@ -224,10 +239,11 @@ def task_seed(task_id: str) -> int:
     return int(hashlib.sha256(task_id.encode()).hexdigest()[:8], 16)
 
 
-def ensure_task_prepared(name: str, source: Optional[str], settings: Settings, lite: bool) -> PreparedTechnique:
-    """Prepare a task's public/private folders into this node's cache unless they are there.
-    Layout: `$HARNESS_DATA_DIR/technique/<task_id>/{full,lite}/{public,private}`. Safe across processes."""
-    tid = technique_task_id(name, source)
+def ensure_task_prepared(name: str, source: Optional[str], settings: Settings, lite: bool,
+                         level: str = "easy") -> PreparedTechnique:
+    """Prepare a task's public/private folders (at `level`, technique tasks) into this node's cache unless they
+    are there. Layout: `$HARNESS_DATA_DIR/technique/<task_id>/{full,lite}/{public,private}`. Safe across processes."""
+    tid = technique_task_id(name, source, level)
     root = settings.data_dir / "technique" / tid / ("lite" if lite else "full")
     fp = _fingerprint(name)
     done = _prepared(root, fp)
@@ -238,7 +254,7 @@ def ensure_task_prepared(name: str, source: Optional[str], settings: Settings, l
         done = _prepared(root, fp)
         if done is not None:
             return done
-        return _prepare_locked(name, source, settings, lite, root, fp)
+        return _prepare_locked(name, source, settings, lite, root, fp, level)
 
 
 def _prepared(root: Path, fingerprint: str) -> Optional[PreparedTechnique]:
@@ -249,8 +265,9 @@ def _prepared(root: Path, fingerprint: str) -> Optional[PreparedTechnique]:
     return done if done.fingerprint == fingerprint else None
 
 
-def _prepare_locked(name: str, source: Optional[str], settings: Settings, lite: bool, root: Path, fp: str) -> PreparedTechnique:
-    tid = technique_task_id(name, source)
+def _prepare_locked(name: str, source: Optional[str], settings: Settings, lite: bool, root: Path, fp: str,
+                    level: str = "easy") -> PreparedTechnique:
+    tid = technique_task_id(name, source, level)
     mod = load_task(name)
     tmp = root.parent / f".tmp-{root.name}-{uuid.uuid4().hex[:8]}"
     public, private = tmp / "public", tmp / "private"
@@ -259,7 +276,8 @@ def _prepare_locked(name: str, source: Optional[str], settings: Settings, lite: 
     seed = task_seed(tid)
     try:
         src = load_source(source, settings, lite, seed) if source else None
-        mod.prepare(PrepareContext(task=name, task_id=tid, seed=seed, lite=lite, public=public, private=private, source=src))
+        mod.prepare(PrepareContext(task=name, task_id=tid, seed=seed, lite=lite, public=public, private=private, source=src,
+                                   level=level))
         shutil.copyfile(TASKS_DIR / name / "instructions.md", public / "instructions.md")
     except Exception as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -277,7 +295,8 @@ def render_instructions(name: str, task_id: str, source: Optional[str], public: 
     """The agent's /home/instructions.md: the task's instructions.md plus paths, outputs and schema."""
     mod = load_task(name)
     m = read_manifest(public)
-    values = {"target": m.target or "", "outputs": ", ".join(f"`{o}`" for o in m.outputs), **m.files}
+    values = {"target": m.target or "", "outputs": ", ".join(f"`{o}`" for o in m.outputs), **m.files,
+              "level_notes": m.notes}
     body = string.Template((TASKS_DIR / name / "instructions.md").read_text()).safe_substitute(values)
     schema_block = ""
     if m.schema_file and (public / m.schema_file).is_file():
@@ -308,7 +327,7 @@ class TechniqueTask(TaskKindBackend):
 
     def prepare(self, attempt: AttemptSpec, settings: Settings) -> PreparedTask:
         name, source = attempt.technique or "", _source_of(attempt)
-        done = ensure_task_prepared(name, source, settings, attempt.lite)
+        done = ensure_task_prepared(name, source, settings, attempt.lite, attempt.technique_level or "easy")
         text = render_instructions(name, attempt.task_id, source, done.public, attempt.time_limit_s,
                                    attempt.resources.cpus, attempt.resources.memory_gb)
         return PreparedTask(public=done.public, private=done.private, instructions=text)
@@ -326,7 +345,7 @@ class TechniqueTask(TaskKindBackend):
     def grade(self, attempt: AttemptSpec, settings: Settings, outputs: dict[str, bytes]) -> GradeReport:
         t0 = time.monotonic()
         name, source = attempt.technique or "", _source_of(attempt)
-        done = ensure_task_prepared(name, source, settings, attempt.lite)
+        done = ensure_task_prepared(name, source, settings, attempt.lite, attempt.technique_level or "easy")
         g = grade_outputs(name, done.public, done.private, outputs, settings.work_dir / "grading")
         return GradeReport(
             competition_id=attempt.competition_id, score=g.score, submission_exists=bool(outputs),
@@ -358,4 +377,4 @@ def task_summary(name: str) -> dict[str, Any]:
 
 __all__ = ["TaskInfo", "available_tasks", "list_tasks", "expand_task_selection", "validate_task_names",
            "plan_technique_attempts", "TechniqueTask", "ensure_task_prepared", "grade_outputs", "load_task",
-           "task_sources", "technique_task_id"]
+           "task_sources", "technique_task_id", "task_levels", "LEVELS"]

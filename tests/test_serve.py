@@ -180,7 +180,8 @@ def test_users_cannot_see_each_others_runs(server: Server, tmp_path: Path) -> No
     assert bob_run not in {r["run_id"] for r in alice.list_runs()}
     for who, other in ((bob, alice_run), (alice, bob_run)):
         for call in (who.get_run, who.get_run_summary, who.get_results, who.list_artifacts, who.cancel, who.resume,
-                     lambda rid: who.get_artifact(rid, "run.json"), lambda rid: who.download_artifacts(rid, tmp_path)):
+                     lambda rid, who=who: who.get_artifact(rid, "run.json"),
+                     lambda rid, who=who: who.download_artifacts(rid, tmp_path)):
             with pytest.raises(HarnessAPIError) as e:
                 call(other)
             assert e.value.status == 404 and other in e.value.message, e.value

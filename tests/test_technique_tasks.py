@@ -16,7 +16,8 @@ from harness import technique as T
 from harness.registry import RegistryError
 from harness.spec import RunSpec, Settings
 
-TECHNIQUES = ["imbalance", "missing", "encoding", "cv", "scaling", "leakage"]
+TECHNIQUES = ["imbalance", "missing", "encoding", "cv", "scaling", "leakage", "covariate-shift", "outliers", "label-noise",
+              "calibration"]
 ENGINEERING = ["ml-spec", "eda-notebook", "feature-engineering", "baseline-model", "refactor-config", "eval-metrics",
                "model-comparison"]
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -122,12 +123,12 @@ def test_selection_and_planning(settings: Settings) -> None:
                                                     time_limit_s=60.0, resources=Resources()))
     ids = [a.attempt_id for a in attempts]
     assert ids == [
-        "imbalance.breast-cancer-diagnosis__baseline__s0", "imbalance.breast-cancer-diagnosis__baseline__s1",
-        "cv.breast-cancer-diagnosis__baseline__s0", "cv.breast-cancer-diagnosis__baseline__s1",
-        "cv.diabetes-progression__baseline__s0", "cv.diabetes-progression__baseline__s1",
+        "imbalance.easy.breast-cancer-diagnosis__baseline__s0", "imbalance.easy.breast-cancer-diagnosis__baseline__s1",
+        "cv.easy.breast-cancer-diagnosis__baseline__s0", "cv.easy.breast-cancer-diagnosis__baseline__s1",
+        "cv.easy.diabetes-progression__baseline__s0", "cv.easy.diabetes-progression__baseline__s1",
         "ml-spec__baseline__s0", "ml-spec__baseline__s1",
     ]  # no imbalance on the regression
-    assert all(SAFE_ID.match(i) and a.task_kind == "technique" and a.technique for i, a in zip(ids, attempts))
+    assert all(SAFE_ID.match(i) and a.task_kind == "technique" and a.technique for i, a in zip(ids, attempts, strict=True))
     assert {a.competition_id for a in attempts} == {"breast-cancer-diagnosis", "diabetes-progression", "ml-spec"}
     assert T.task_sources("imbalance", ["diabetes-progression"]) == ["synthetic"]  # nothing applicable: generated data
 

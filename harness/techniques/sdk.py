@@ -40,6 +40,7 @@ class Source:
     frame: pd.DataFrame
     target: str
     task_type: str  # binary | multiclass | regression
+    data_kind: str = "tabular"  # tabular | image | timeseries: what the features were computed from
 
     @property
     def features(self) -> list[str]:
@@ -76,6 +77,9 @@ def competition_source(competition_id: str, settings: Settings, lite: bool) -> S
     feature columns and its target, the target being the train.csv column absent from test.csv."""
     comp = registry_for(settings).competition(competition_id)
     data = ensure_prepared(comp, settings, lite)
+    data_kind, kind_type = competition_data(comp.kind)
+    if data_kind != "tabular":
+        return _derived_source(competition_id, data.public, data_kind, kind_type)
     train = pd.read_csv(data.public / "train.csv")
     test = pd.read_csv(data.public / "test.csv", nrows=5)
     sample = pd.read_csv(data.sample_submission, nrows=5)
@@ -92,6 +96,53 @@ def competition_source(competition_id: str, settings: Settings, lite: bool) -> S
     else:
         task_type = "binary" if y.nunique() == 2 else "multiclass"
     return Source(name=competition_id, frame=frame, target=target, task_type=task_type)
+
+
+def competition_data(kind: str) -> tuple[str, Optional[str]]:
+    """(data kind, task type) of a competition's `kind`: `image-classification` -> (image, multiclass),
+    `timeseries-binary` -> (timeseries, binary), `tabular-regression` -> (tabular, regression)."""
+    k = (kind or "").lower()
+    data = "image" if k.startswith("image") else "timeseries" if k.startswith(("timeseries", "time-series", "series")) else \
+        "tabular" if k.startswith("tabular") else "other"
+    task = None
+    for word, t in [("binary", "binary"), ("multiclass", "multiclass"), ("classif", "multiclass"), ("regress", "regression")]:
+        if word in k:
+            task = t
+            break
+    return data, task
+
+
+def _derived_source(competition_id: str, public: Path, data_kind: str, task_type: Optional[str]) -> Source:
+    """A feature table computed from an image or time-series competition's training data: per image a 4 x 4
+    grid of mean intensities plus overall mean and spread; per series summary statistics. The label is kept."""
+    train = pd.read_csv(public / "train.csv")
+    id_col, target = train.columns[0], [c for c in train.columns[1:]][0]
+    if data_kind == "image":
+        from PIL import Image
+
+        rows = []
+        for i in train[id_col]:
+            with Image.open(public / "train" / f"{i}.png") as im:
+                px = np.asarray(im.convert("L"), dtype=float) / 255.0
+            h, w = px.shape
+            cells = {f"ink_r{r}c{c}": float(px[r * h // 4:(r + 1) * h // 4, c * w // 4:(c + 1) * w // 4].mean())
+                     for r in range(4) for c in range(4)}
+            rows.append({**cells, "ink_mean": float(px.mean()), "ink_std": float(px.std())})
+        frame = pd.DataFrame(rows).round(5)
+    else:
+        long = pd.read_csv(public / "train_series.csv")
+        ch = [c for c in long.columns if c not in ("id", "t")][0]
+        g = long.sort_values(["id", "t"]).groupby("id")[ch]
+        feats = pd.DataFrame({"level_mean": g.mean(), "level_std": g.std(), "level_min": g.min(), "level_max": g.max(),
+                              "first_value": g.first(), "last_value": g.last(),
+                              "peak_position": g.agg(lambda v: float(np.argmax(v.to_numpy())) / max(1, len(v) - 1)),
+                              "mean_abs_change": g.agg(lambda v: float(np.abs(np.diff(v.to_numpy())).mean()) if len(v) > 1 else 0.0),
+                              "trend": g.agg(lambda v: float(np.polyfit(np.arange(len(v)), v.to_numpy(), 1)[0]) if len(v) > 1 else 0.0)})
+        frame = feats.reindex(train[id_col]).reset_index(drop=True).round(5)
+    frame[target] = train[target].to_numpy()
+    y = frame[target]
+    task = task_type or ("binary" if y.nunique() == 2 else "multiclass")
+    return Source(name=competition_id, frame=frame, target=str(target), task_type=task, data_kind=data_kind)
 
 
 def load_source(source_id: str, settings: Settings, lite: bool, seed: int) -> Source:
@@ -123,6 +174,8 @@ class Manifest(BaseModel):
     target: Optional[str] = None
     id_column: Optional[str] = None
     files: dict[str, str] = {}
+    level: str = "easy"  # technique tasks: easy | medium | hard
+    notes: str = ""  # level-specific instructions (`$level_notes` in instructions.md)
 
 
 def write_manifest(public: Path, manifest: Manifest, model: Optional[Type[BaseModel]] = None) -> None:
@@ -376,6 +429,7 @@ class PrepareContext:
     public: Path
     private: Path
     source: Optional[Source] = None
+    level: str = "easy"  # technique tasks: easy | medium | hard
 
     @property
     def rng(self) -> np.random.Generator:

@@ -247,10 +247,98 @@ def leakage(m: dict[str, Any]) -> None:
             leaks.append({"name": col, "leak_type": "post_outcome", "evidence": f"named as recorded after the outcome; power {power:.3f}"})
     cols = [c for c in features if c in test.columns]
     keys = set(map(tuple, df[cols].round(6).astype(str).to_numpy().tolist()))
-    dup = [int(i) for i, row in zip(test["id"], test[cols].round(6).astype(str).to_numpy().tolist()) if tuple(row) in keys]
+    dup = [int(i) for i, row in zip(test["id"], test[cols].round(6).astype(str).to_numpy().tolist(), strict=True) if tuple(row) in keys]
     write_json("leakage_analysis.json", {
         "leaky_columns": leaks, "duplicated_test_ids": dup, "n_train_test_duplicates": len(dup),
         "mitigations": ["drop_column", "deduplicate"], "rationale": "single-feature predictive power, column names, exact row matches",
+    })
+
+
+def covariate_shift(m: dict[str, Any]) -> None:
+    from scipy.stats import ks_2samp
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    train, test = pd.read_csv(DATA / "train.csv"), pd.read_csv(DATA / "test.csv")
+    cols = [c for c in test.columns if c != "id" and c in train.columns and pd.api.types.is_numeric_dtype(test[c])]
+    shifted = []
+    for col in cols:
+        a, b = train[col].dropna(), test[col].dropna()
+        ks = ks_2samp(a, b)
+        if ks.pvalue < 1e-3 and ks.statistic > 0.1:
+            smd = abs(b.mean() - a.mean()) / (a.std() or 1.0)
+            shifted.append({"name": col, "kind": "mean" if smd > 0.3 else "scale"})
+    X = pd.concat([train[cols], test[cols]], ignore_index=True).fillna(0)
+    y = np.r_[np.zeros(len(train)), np.ones(len(test))]
+    rf = RandomForestClassifier(n_estimators=150, min_samples_leaf=3, n_jobs=1, random_state=SEED)
+    adv = float(cross_val_score(rf, X, y, cv=StratifiedKFold(5, shuffle=True, random_state=SEED), scoring="roc_auc").mean())
+    write_json("covariate-shift_analysis.json", {
+        "shifted_features": shifted, "adversarial_auc": adv,
+        "remedy": "importance_weighting" if shifted or adv > 0.6 else "none",
+        "rationale": "two-sample KS test per feature; a random forest telling train from test rows",
+    })
+
+
+def outliers(m: dict[str, Any]) -> None:
+    df, target, features = load_train(m)
+    rows: dict[int, dict[str, Any]] = {}
+    for col in [c for c in features if pd.api.types.is_numeric_dtype(df[c])]:
+        x = df[col].astype(float)
+        med = x.median()
+        mad = 1.4826 * (x - med).abs().median() or x.std() or 1.0
+        for i in np.flatnonzero(((x - med).abs() / mad > 14).to_numpy()):
+            ratio = abs(x.iloc[i]) / (x.abs().median() or 1.0)
+            kind = "data_entry" if ratio > 0 and abs(np.log10(ratio)) >= 1.5 and np.sign(x.iloc[i]) == np.sign(med) else "global"
+            rows.setdefault(int(df["id"].iloc[i]), {"id": int(df["id"].iloc[i]), "kind": kind, "column": col})
+    kinds = {r["kind"] for r in rows.values()}
+    write_json("outliers_analysis.json", {
+        "outlier_rows": list(rows.values()), "n_outliers": len(rows),
+        "handling": {k: {"global": "clip", "data_entry": "correct_value"}[k] for k in kinds},
+        "rationale": "robust z-score (median, MAD) above 14 in any column; a power-of-ten ratio to the median means data entry",
+    })
+
+
+def label_noise(m: dict[str, Any]) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    df, target, features = load_train(m)
+    X, y = df[features].fillna(0), df[target].to_numpy()
+    proba = cross_val_predict(make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)), X, y,
+                              cv=StratifiedKFold(5, shuffle=True, random_state=SEED), method="predict_proba")
+    classes = np.unique(y)
+    p_obs = proba[np.arange(len(y)), np.searchsorted(classes, y)]
+    noisy = p_obs < 0.35
+    write_json("label-noise_analysis.json", {
+        "noisy_ids": [int(i) for i in df["id"][noisy]], "noise_rate": float(noisy.mean()),
+        "noise_rate_by_class": {str(k): float(noisy[y == k].mean()) for k in classes},
+        "remedy": "confident_learning", "rationale": "out-of-fold logistic regression disagrees with the label",
+    })
+
+
+def _ece(p: np.ndarray, y: np.ndarray) -> float:
+    idx = np.clip((p * 10).astype(int), 0, 9)
+    return float(sum(abs(y[idx == b].mean() - p[idx == b].mean()) * (idx == b).sum() for b in range(10) if (idx == b).any()) / len(p))
+
+
+def calibration(m: dict[str, Any]) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    valid, test = pd.read_csv(DATA / "valid.csv"), pd.read_csv(DATA / "test.csv")
+    logit = lambda s: np.log(np.clip(s, 1e-6, 1 - 1e-6) / (1 - np.clip(s, 1e-6, 1 - 1e-6)))  # noqa: E731
+    before = _ece(valid["score"].to_numpy(), valid["y"].to_numpy())
+    platt = LogisticRegression(C=1e6).fit(logit(valid["score"].to_numpy())[:, None], valid["y"])
+    slope = float(platt.coef_[0, 0])
+    if before < 0.02 and abs(slope - 1) < 0.1:
+        kind, fix, probs = "well_calibrated", "none", test["score"].to_numpy()
+    else:
+        kind, fix = ("overconfident" if slope < 1 else "underconfident"), "platt"
+        probs = platt.predict_proba(logit(test["score"].to_numpy())[:, None])[:, 1]
+    write_json("calibration_analysis.json", {
+        "ece_before": before, "miscalibration": kind, "fix": fix, "test_probabilities": np.round(probs, 6).tolist(),
+        "rationale": f"Platt slope {slope:.2f} on the logit of the scores",
     })
 
 
@@ -539,6 +627,7 @@ def model_comparison(m: dict[str, Any]) -> None:
 
 SOLVERS = {
     "imbalance": imbalance, "missing": missing, "encoding": encoding, "cv": cv, "scaling": scaling, "leakage": leakage,
+    "covariate-shift": covariate_shift, "outliers": outliers, "label-noise": label_noise, "calibration": calibration,
     "ml-spec": ml_spec, "eda-notebook": eda_notebook, "feature-engineering": feature_engineering,
     "baseline-model": baseline_model, "refactor-config": refactor_config, "eval-metrics": eval_metrics,
     "model-comparison": model_comparison,
