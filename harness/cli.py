@@ -183,6 +183,9 @@ def _print_report(rs) -> None:  # type: ignore[no-untyped-def]
         a.add_row(state.spec.agent, str(len(comp)), pm(summary.valid_submission_rate, summary.valid_submission_sem),
                   pm(summary.any_medal_rate, summary.any_medal_sem), pm(summary.above_median_rate, 0.0))
         out.print(a)
+        from harness.cli_details import print_score_details  # per image type, lead, ... when the grader gives them
+
+        print_score_details(rs, out)
     tech = df[df["task_kind"] == "technique"]
     if len(tech):
         t = Table(title=f"technique tasks · agent {state.spec.agent}", title_justify="left")

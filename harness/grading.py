@@ -34,6 +34,8 @@ def read_submission(source: Path | bytes | None, name: str = "submission.csv") -
     data = source.read_bytes() if isinstance(source, Path) else source
     if not data.strip():
         raise InvalidSubmissionError(f"{name} is empty")
+    if data[:4] == b"PAR1":  # a Parquet submission (submission.parquet), as some Kaggle competitions take
+        return read_parquet_submission(data, name)
     if b"\x00" in data[:4096]:
         raise InvalidSubmissionError(f"{name} is not a CSV file (it holds binary data)")
     try:
@@ -183,7 +185,7 @@ def grade_submission(
     try:
         sub = read_submission(submission)
         if sample_submission_path is not None and sample_submission_path.is_file():
-            check_submission_format(sub, pd.read_csv(sample_submission_path))
+            check_submission_format(sub, read_sample(sample_submission_path))
     except InvalidSubmissionError as e:
         return invalid(str(e))
     answers = _read_answers(answers_path)
@@ -195,7 +197,8 @@ def grade_submission(
         return invalid(kind + (str(e).splitlines()[0] if str(e) else type(e).__name__))
     if not math.isfinite(score):
         return invalid(f"the grader produced a non-finite score ({score})")
-    report = dict(base, score=score, valid_submission=True, grade_seconds=time.perf_counter() - t0)
+    report = dict(base, score=score, valid_submission=True, grade_seconds=time.perf_counter() - t0,
+                  details=score_details(comp, sub, answers))
     if thresholds is not None:
         better_eq = (lambda a, b: a <= b) if thresholds.lower_is_better else (lambda a, b: a >= b)
         medals = comp.awards_medals
@@ -205,6 +208,38 @@ def grade_submission(
         above = score < thresholds.median if thresholds.lower_is_better else score > thresholds.median
         report.update(gold_medal=gold, silver_medal=silver, bronze_medal=bronze, any_medal=gold or silver or bronze, above_median=above)
     return GradeReport(**report)
+
+
+def read_parquet_submission(data: bytes, name: str = "submission.parquet") -> pd.DataFrame:
+    """Parse a Parquet submission's bytes or raise InvalidSubmissionError saying why not."""
+    try:
+        df = pd.read_parquet(io.BytesIO(data))
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise InvalidSubmissionError(f"{name} is not a readable Parquet file: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    if df.empty:
+        raise InvalidSubmissionError(f"{name} has columns but no rows")
+    return df
+
+
+def read_sample(path: Path) -> pd.DataFrame:
+    """A sample submission (or any reference table) from its .csv or .parquet file."""
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+def score_details(comp: CompetitionConfig, submission: pd.DataFrame, answers: pd.DataFrame | Path) -> dict[str, float]:
+    """Sub-scores (group name -> score, e.g. "type:0005", "lead:V1") from the competition grade
+    module's optional `grade_details(submission, answers)`; {} when it has none or it fails."""
+    from harness.registry import load_callable
+
+    module_name = comp.grader["grade_fn"].rsplit(":", 1)[0]
+    try:
+        fn = load_callable(comp.dir, f"{module_name}:grade_details", "grader.grade_details")
+    except Exception:
+        return {}
+    try:
+        return {str(k): float(v) for k, v in dict(fn(submission, answers)).items() if math.isfinite(float(v))}
+    except Exception:  # the main score stands; a breakdown is extra
+        return {}
 
 
 def _read_answers(path: Path) -> pd.DataFrame | Path:

@@ -226,6 +226,7 @@ def run(
 
 def _finish(rs: RunStore, state: RunState, interrupted: Optional[BaseException]) -> RunResult:
     rs.compact()
+    rs.compact_score_details()
     attempts = rs.attempts()
     state.done = int(attempts["status"].isin(FINAL_STATUSES).sum()) if len(attempts) else 0
     state.failed = int(attempts["status"].isin(FINAL_STATUSES - {"succeeded"}).sum()) if len(attempts) else 0
@@ -369,6 +370,7 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
     def record(a: AttemptSpec, tries: int, outcome: AttemptOutcome, report: Optional[GradeReport]) -> None:
         row = _row(a, tries, outcome, report, rs)
         rs.write_attempt(row, report.checks if report else ())
+        rs.write_score_details(row, report.details if report else {})
         prog.done += 1
         prog.failed += row.status != "succeeded"
 

@@ -83,12 +83,14 @@ class CompetitionTask(TaskKindBackend):
 
     def outputs(self, attempt_dir: Path) -> dict[str, bytes]:
         sub = attempt_dir / "submission" / "submission.csv"
-        return {"submission.csv": sub.read_bytes()} if sub.is_file() else {}
+        parquet = sub.with_suffix(".parquet")  # Kaggle's format for some competitions; the CSV wins when both exist
+        return {"submission.csv": sub.read_bytes()} if sub.is_file() else \
+            {"submission.parquet": parquet.read_bytes()} if parquet.is_file() else {}
 
     def grade(self, attempt: AttemptSpec, settings: Settings, outputs: dict[str, bytes]) -> GradeReport:
         comp = registry_for(settings).competition(attempt.competition_id)
         data = ensure_prepared(comp, settings, attempt.lite)
-        return grade_submission(comp, outputs.get("submission.csv"), data.answers, data.sample_submission,
+        return grade_submission(comp, outputs.get("submission.csv", outputs.get("submission.parquet")), data.answers, data.sample_submission,
                                 lite=attempt.lite)
 
 

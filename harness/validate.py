@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.grading import InvalidSubmissionError, check_submission_format, read_submission
+from harness.grading import InvalidSubmissionError, check_submission_format, read_sample, read_submission
 
 
 def validate(submission: Path, sample: Path) -> str | None:
     """None when `submission` has the sample's format, else the reason it does not."""
     try:
-        check_submission_format(read_submission(submission, submission.name), pd.read_csv(sample))
+        check_submission_format(read_submission(submission, submission.name), read_sample(sample))
     except InvalidSubmissionError as e:
         return str(e)
     return None
@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("submission", nargs="?", type=Path, default=sub_dir / "submission.csv")
     p.add_argument("--sample", type=Path, default=data / "sample_submission.csv")
     args = p.parse_args(argv)
+    for attr, name in (("sample", "sample_submission"), ("submission", "submission")):  # Parquet when no CSV
+        path = getattr(args, attr)
+        if path.name == f"{name}.csv" and not path.is_file() and path.with_suffix(".parquet").is_file():
+            setattr(args, attr, path.with_suffix(".parquet"))
     if not args.sample.is_file():
         print(f"No sample submission at {args.sample}; nothing to validate against.")
         return 2
