@@ -16,8 +16,6 @@ import os
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from harness.grading import InvalidSubmissionError, check_submission_format, read_sample, read_submission
 
 

@@ -148,7 +148,7 @@ def refine_corners(gray: np.ndarray, corners: np.ndarray, level: float, reach: f
 
 def _homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     a = []
-    for (x, y), (u, v) in zip(src, dst):
+    for (x, y), (u, v) in zip(src, dst, strict=True):
         a.append([x, y, 1, 0, 0, 0, -u * x, -u * y, -u])
         a.append([0, 0, 0, x, y, 1, -v * x, -v * y, -v])
     _, _, vt = np.linalg.svd(np.array(a, dtype=np.float64))
@@ -311,7 +311,7 @@ def solve(data: Path, submission_dir: Path, steps: Iterable[str] = ALL_STEPS, sc
     parts = []
     for k, (base, g) in enumerate(test.groupby("id", sort=False)):
         fs = int(g["fs"].iloc[0])
-        rows = dict(zip(g["lead"].astype(str), g["number_of_rows"].astype(int)))
+        rows = dict(zip(g["lead"].astype(str), g["number_of_rows"].astype(int), strict=True))
         try:
             sig = digitize(data / "test" / f"{base}.png", rows, fs, steps, scale)
         except Exception as e:  # one unreadable image must not sink the others

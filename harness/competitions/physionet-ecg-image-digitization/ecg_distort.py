@@ -56,7 +56,7 @@ def _sample(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, fill: np.ndarray | 
 def _homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """3x3 H with H @ [x, y, 1] ~ dst for the four point pairs (x, y)."""
     a = []
-    for (x, y), (u, v) in zip(src, dst):
+    for (x, y), (u, v) in zip(src, dst, strict=True):
         a.append([x, y, 1, 0, 0, 0, -u * x, -u * y, -u])
         a.append([0, 0, 0, x, y, 1, -v * x, -v * y, -v])
     _, _, vt = np.linalg.svd(np.array(a, dtype=np.float64))

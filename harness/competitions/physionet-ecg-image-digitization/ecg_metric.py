@@ -147,7 +147,7 @@ def image_powers(frame: pd.DataFrame) -> pd.DataFrame:
 def score_powers(p: pd.DataFrame, perfect: float = PERFECT_SCORE) -> float:
     """The score in dB of per-(image, lead) powers: summed over leads per image, then `to_db`."""
     per_image = p.groupby("image", sort=True)[["signal", "noise"]].sum()
-    return to_db([snr_ratio(s, n, perfect) for s, n in zip(per_image["signal"], per_image["noise"])], perfect)
+    return to_db([snr_ratio(s, n, perfect) for s, n in zip(per_image["signal"], per_image["noise"], strict=True)], perfect)
 
 
 def score(submission: pd.DataFrame, solution: pd.DataFrame, perfect: float = PERFECT_SCORE) -> float:

@@ -161,7 +161,7 @@ def render(signals: np.ndarray, fs: int, leads: list[str], *, grid: str = "red",
             for c in range(1, 4):  # separators between columns
                 x = float(time_to_x(TRACE_START_S + c * COLUMN_S))
                 draw_polyline(ink, np.array([x - 0.6, x + 0.6]), np.array([b - mm(3), b + mm(3)]), line_width, ink_alpha)
-    for lead, r, xs, ys in segments(signals, fs, leads):
+    for _lead, _row, xs, ys in segments(signals, fs, leads):
         draw_polyline(ink, xs, ys, line_width, ink_alpha)
     text = np.zeros_like(ink)
     if labels:

@@ -38,11 +38,11 @@ def grade_details(submission: pd.DataFrame, answers: pd.DataFrame) -> dict[str, 
     out: dict[str, float] = {}
     if "type" in answers.columns:
         types = answers.assign(image=answers["id"].astype(str).str.split("_").str[0]).drop_duplicates("image")
-        kind = dict(zip(types["image"], types["type"].astype(str).str.zfill(4)))
+        kind = dict(zip(types["image"], types["type"].astype(str).str.zfill(4), strict=True))
         tagged = p.assign(type=p["image"].map(kind))
         for t, g in tagged.groupby("type", sort=True):
             out[f"type:{t}"] = score_powers(g)
     for lead in LEADS:
         g = p[p["lead"] == lead]
-        out[f"lead:{lead}"] = to_db([snr_ratio(s, n) for s, n in zip(g["signal"], g["noise"])]) if len(g) else float(np.nan)
+        out[f"lead:{lead}"] = to_db([snr_ratio(s, n) for s, n in zip(g["signal"], g["noise"], strict=True)]) if len(g) else float(np.nan)
     return out

@@ -70,7 +70,7 @@ def prepare(raw: Path, public: Path, private: Path, lite: bool = False) -> None:
 
     (public / "train").mkdir()
     rows = []
-    for job, rec in zip(train_jobs, train_made):
+    for job, rec in zip(train_jobs, train_made, strict=True):
         folder = public / "train" / str(job["id"])
         folder.mkdir()
         for kind, data in rec["pngs"].items():
@@ -82,7 +82,7 @@ def prepare(raw: Path, public: Path, private: Path, lite: bool = False) -> None:
 
     (public / "test").mkdir()
     test_rows, answer_parts = [], []
-    for job, rec in zip(test_jobs, test_made):
+    for job, rec in zip(test_jobs, test_made, strict=True):
         kind = job["types"][0]
         (public / "test" / f"{job['id']}.png").write_bytes(rec["pngs"][kind])
         fs = rec["fs"]
