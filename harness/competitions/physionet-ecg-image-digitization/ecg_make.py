@@ -59,3 +59,18 @@ def train_csv(signals: np.ndarray, fs: int) -> bytes:
     for j, (lead, (a, b)) in enumerate(windows(fs).items()):
         frame.iloc[a:b, j] = signals[a:b, LEADS.index(lead)]
     return frame.to_csv(index=False, float_format="%.5f", lineterminator="\n").encode()
+
+
+def run_jobs(jobs_file: str, out_dir: str) -> None:
+    """Worker entry point: make every job in `jobs_file` (JSON list) and write, per job index k,
+    `k.npy` (signals), `k.json` (fs, params, signal params) and `k-{type}.png` into `out_dir`."""
+    import json
+    from pathlib import Path
+
+    out = Path(out_dir)
+    for k, job in json.loads(Path(jobs_file).read_text()):
+        rec = make_record(job)
+        for kind, data in rec["pngs"].items():
+            (out / f"{k}-{kind}.png").write_bytes(data)
+        np.save(out / f"{k}.npy", rec["signals"])
+        (out / f"{k}.json").write_text(json.dumps({"fs": rec["fs"], "params": rec["params"], "signal_params": rec["signal_params"]}))

@@ -2,8 +2,8 @@
 
 Signals come from a vectorcardiogram model (ecg_signals.py), pages are drawn with
 ECG-Image-Kit's geometry (ecg_render.py) and distorted into Kaggle's image types
-(ecg_distort.py). Records are made in parallel over the available cores (one spawned
-worker per core, each record from its own seed, so the bytes do not depend on scheduling).
+(ecg_distort.py). Records are made in parallel over the available cores (one worker
+process per core, each record from its own seed, so the bytes do not depend on scheduling).
 
 Full: 200 training records (each a clean 0001 image plus one other type) and 100 test
 images (types in a fixed rotation). Lite: 30 training records (one image each, the types
@@ -13,10 +13,10 @@ in turn), 20 test images.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
+import subprocess
 import sys
-from concurrent.futures import ProcessPoolExecutor
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +51,30 @@ def plan(lite: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 def _run(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """make_record of every job, on one fresh interpreter per core (plain subprocesses, so nothing of
+    the caller is re-imported or forked: safe under Ray workers, pytest and scripts alike)."""
     workers = max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8))
-    if workers == 1:
+    if workers == 1 or len(jobs) < 4:
         return [ecg_make.make_record(j) for j in jobs]
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(ecg_make.make_record, jobs, chunksize=1))
+    here = str(Path(__file__).resolve().parent)
+    with tempfile.TemporaryDirectory(prefix="ecg-prepare-") as tmp:
+        procs = []
+        for w in range(workers):
+            jobs_file = Path(tmp) / f"jobs-{w}.json"
+            jobs_file.write_text(json.dumps([(k, jobs[k]) for k in range(w, len(jobs), workers)]))
+            code = f"import sys; sys.path.insert(0, {here!r}); import ecg_make; ecg_make.run_jobs({str(jobs_file)!r}, {tmp!r})"
+            procs.append(subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True))
+        errors = [p.communicate()[1] for p in procs]
+        for p, err in zip(procs, errors, strict=True):
+            if p.returncode != 0:
+                raise RuntimeError(f"an ECG generator worker failed: {err.strip().splitlines()[-1] if err.strip() else p.returncode}")
+        out = []
+        for k, job in enumerate(jobs):
+            meta = json.loads((Path(tmp) / f"{k}.json").read_text())
+            out.append({"fs": meta["fs"], "signals": np.load(Path(tmp) / f"{k}.npy"), "params": meta["params"],
+                        "signal_params": meta["signal_params"],
+                        "pngs": {kind: (Path(tmp) / f"{k}-{kind}.png").read_bytes() for kind in job["types"]}})
+        return out
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
