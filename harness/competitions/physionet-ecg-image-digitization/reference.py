@@ -4,19 +4,16 @@ graded with the competition's own metric (nothing typed by hand).
 - `zeros`: the sample submission (0 mV everywhere; with the offset forgiven it scores about 0 dB);
 - `train-mean`: per lead, the mean over the training records of that lead's printed window
   (a template with no information about the test image);
-- the classical pipeline of agents/baseline/ecg.py in full, with one or more steps removed
-  (page rectification, orientation, local paper normalisation, peak tips) and at coarse
-  resolution (the rectified page drawn at 1/2 and 1/3.3 scale).
+- the classical pipeline of agents/baseline/ecg.py in full, without peak tips, without page
+  rectification, at coarse resolution (the rectified page drawn at 1/2 and 0.3 scale), and with
+  every step removed at 1/2 resolution.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,27 +23,59 @@ FULL = ("rectify", "orient", "relative", "tips")
 VARIANTS: list[tuple[str, tuple[str, ...], float]] = [
     ("classical/full", FULL, 1.0),
     ("classical/no-tips", ("rectify", "orient", "relative"), 1.0),
-    ("classical/no-paper-normalisation", ("rectify", "orient", "tips"), 1.0),
-    ("classical/no-orientation", ("rectify", "relative", "tips"), 1.0),
     ("classical/no-rectification", ("relative", "tips"), 1.0),
     ("classical/half-resolution", FULL, 0.5),
     ("classical/0.3-resolution", FULL, 0.3),
-    ("classical/bare", (), 1.0),
+    ("classical/bare-0.5-resolution", (), 0.5),
 ]
 
 
-def _digitize_all(job: tuple[str, dict[str, int], int]) -> list[dict[str, np.ndarray]]:
+def run_jobs(jobs_file: str, out_dir: str) -> None:
+    """Worker entry point: every variant on each (k, path, rows, fs) job in `jobs_file`, written
+    as `out_dir/k.npz` (arrays named `<variant index>:<lead>`)."""
+    import json
+
     sys.path.insert(0, str(BASELINE))
     import ecg  # the baseline agent's digitizer
 
-    path, rows, fs = job
-    out = []
-    for _, steps, scale in VARIANTS:
-        try:
-            out.append(ecg.digitize(Path(path), rows, fs, steps, scale))
-        except Exception:  # a variant that cannot read an image predicts zeros for it
-            out.append({})
-    return out
+    for k, path, rows, fs in json.loads(Path(jobs_file).read_text()):
+        arrays: dict[str, np.ndarray] = {}
+        for v, (_, steps, scale) in enumerate(VARIANTS):
+            try:
+                sig = ecg.digitize(Path(path), rows, fs, steps, scale)
+            except Exception:  # a variant that cannot read an image predicts zeros for it
+                sig = {}
+            arrays.update({f"{v}:{lead}": val for lead, val in sig.items()})
+        np.savez(Path(out_dir) / f"{k}.npz", **arrays)
+
+
+def _digitize_all(jobs: list[tuple[str, dict[str, int], int]]) -> list[list[dict[str, np.ndarray]]]:
+    """Per job, per variant, the digitized leads; one plain subprocess per core."""
+    import json
+    import subprocess
+    import tempfile
+
+    workers = max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, 8))
+    here = str(Path(__file__).resolve().parent)
+    with tempfile.TemporaryDirectory(prefix="ecg-reference-") as tmp:
+        procs = []
+        for w in range(workers):
+            jf = Path(tmp) / f"jobs-{w}.json"
+            jf.write_text(json.dumps([(k, *jobs[k]) for k in range(w, len(jobs), workers)]))
+            code = f"import sys; sys.path.insert(0, {here!r}); import reference; reference.run_jobs({str(jf)!r}, {tmp!r})"
+            procs.append(subprocess.Popen([sys.executable, "-c", code]))
+        for p in procs:
+            if p.wait() != 0:
+                raise RuntimeError("a reference digitizer worker failed")
+        out = []
+        for k in range(len(jobs)):
+            with np.load(Path(tmp) / f"{k}.npz") as z:
+                per = [dict[str, np.ndarray]() for _ in VARIANTS]
+                for name in z.files:
+                    v, lead = name.split(":", 1)
+                    per[int(v)][lead] = z[name]
+            out.append(per)
+        return out
 
 
 def _long(test: pd.DataFrame, signals: dict[int, dict[str, np.ndarray]]) -> pd.DataFrame:
@@ -87,12 +116,7 @@ def reference_field(public: Path) -> list[tuple[str, pd.DataFrame]]:
         g = test[test["id"] == base]
         jobs.append((str(public / "test" / f"{base}.png"), dict(zip(g["lead"].astype(str), g["number_of_rows"].astype(int), strict=True)),
                      int(g["fs"].iloc[0])))
-    workers = max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, 8))
-    if workers > 1:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results: list[Any] = list(pool.map(_digitize_all, jobs, chunksize=1))
-    else:
-        results = [_digitize_all(j) for j in jobs]
+    results = _digitize_all(jobs)
     field = [("zeros", _long(test, {})), ("train-mean", _long(test, _train_mean(public, test)))]
     for k, (name, _, _) in enumerate(VARIANTS):
         field.append((name, _long(test, {base: res[k] for base, res in zip(ids, results, strict=True)})))
