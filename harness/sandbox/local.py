@@ -47,7 +47,6 @@ HIDDEN_PACKAGE_DATA = [
     ("sktime", "datasets/data"),
     ("palmerpenguins", "data"),
     ("statsmodels", "datasets"),
-    ("harness", "competitions/physionet-ecg-image-digitization"),  # its generator would rebuild the answers
 ]
 ETC_FILES = ["passwd", "group", "hosts", "nsswitch.conf", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
              "localtime", "ssl", "ca-certificates", "alternatives", "mime.types", "fonts", "matplotlibrc"]
