@@ -46,6 +46,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from harness.data import ensure_prepared, preparer_takes_lite, write_checksums
+from harness.grading import read_sample
 from harness.registry import load_callable
 from harness.spec import CompetitionConfig, Settings
 
@@ -200,10 +201,11 @@ def calibrate(comp: CompetitionConfig, settings: Settings, write: bool = True,
 
 def _calibrate_size(comp: CompetitionConfig, settings: Settings, lite: bool, write: bool) -> pd.DataFrame:
     data = ensure_prepared(comp, settings, lite=lite)
-    problem = load_problem(data.public, comp)
     grade = load_callable(comp.dir, comp.grader["grade_fn"], "grader.grade_fn")
-    answers = pd.read_csv(data.answers)
-    rows = [{"teamName": name, "score": float(grade(sub, answers))} for name, sub in reference_field(problem)]
+    answers = read_sample(data.answers)
+    custom = _custom_field(comp, data.public)  # a competition's own field (e.g. image-to-signal digitizers)
+    field = custom if custom is not None else reference_field(load_problem(data.public, comp))
+    rows = [{"teamName": name, "score": float(grade(sub, answers))} for name, sub in field]
     lower = bool(comp.lower_is_better)
     board = pd.DataFrame(rows).sort_values("score", ascending=lower, kind="mergesort").reset_index(drop=True)
     board.insert(0, "rank", np.arange(1, len(board) + 1))
@@ -211,6 +213,15 @@ def _calibrate_size(comp: CompetitionConfig, settings: Settings, lite: bool, wri
         board.to_csv(comp.dir / ("leaderboard.lite.csv" if lite else "leaderboard.csv"), index=False, float_format="%.10g")
         write_checksums(comp, data)
     return board
+
+
+def _custom_field(comp: CompetitionConfig, public: Path) -> Optional[list[tuple[str, pd.DataFrame]]]:
+    """The competition's own reference field, when its reference.py defines
+    `reference_field(public) -> [(name, submission), ...]`; else None (the generic field)."""
+    hook = comp.dir / "reference.py"
+    if not hook.is_file() or "def reference_field(" not in hook.read_text():
+        return None
+    return list(load_callable(comp.dir, "reference:reference_field", "reference")(public))
 
 
 def dataset_size(public: Path) -> dict[str, float]:

@@ -23,6 +23,7 @@ from harness.data import PrepareError, ensure_prepared, prepared_data
 from harness.errors import RegistryError, RunError
 from harness.images import ImageBuildError, agent_dockerfile, agent_image, docker_client, ensure_base_image
 from harness.registry import list_splits, load_registry, read_competition_set
+from harness.cli_details import print_score_details
 from harness.report import mean_sem, medal_name, summarize
 from harness.runspec import RunInput, load_run_file
 from harness.sandbox.base import SandboxUnavailable
@@ -271,6 +272,7 @@ def _print_report(rs: RunStore) -> None:
                    [(state.spec.agent, str(len(comp)), pm(summary.valid_submission_rate, summary.valid_submission_sem),
                      pm(summary.any_medal_rate, summary.any_medal_sem), pm(summary.above_median_rate, summary.above_median_sem))],
                    title="per agent, mean ± SEM over seeds")
+        print_score_details(rs, out)  # per image type, lead, ... when the grader gives them
     tech = df[df["task_kind"] == "technique"]
     if len(tech):
         trows = []

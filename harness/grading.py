@@ -11,8 +11,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,10 +57,12 @@ def read_submission(source: Path | bytes | None, name: str = "submission.csv") -
         raise InvalidSubmissionError(f"{name} is over the {MAX_SUBMISSION_BYTES // 1024**2} MB limit")
     if not data.strip():
         raise InvalidSubmissionError(f"{name} is empty")
+    if data[:4] == b"PAR1":  # a Parquet submission (submission.parquet), as some Kaggle competitions take
+        return read_parquet_submission(data, name)
     if b"\x00" in data[:4096]:
         raise InvalidSubmissionError(f"{name} is not a CSV file (it holds binary data)")
     try:
-        df = pd.read_csv(io.BytesIO(data))
+        df = pd.read_csv(io.BytesIO(data), float_precision="round_trip")  # as mlebench reads it
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
         raise InvalidSubmissionError(f"{name} is not a readable CSV: {clip(str(e).splitlines()[0] if str(e) else '')}") from None
     if df.empty:
@@ -253,12 +253,9 @@ def grade_submission(
         return invalid(f"no {name} was written to the submission directory" if not isinstance(submission, Path)
                        else f"no submission file at {submission}")
     try:
-        if isinstance(submission, Path) and submission.suffix.lower() == ".parquet":
-            sub = _read_parquet(submission)
-        else:
-            sub = read_submission(submission, submission.name if isinstance(submission, Path) else "submission.csv")
+        sub = read_submission(submission, submission.name if isinstance(submission, Path) else "submission.csv")
         if comp.source == "builtin" and sample_submission_path is not None and sample_submission_path.is_file():
-            check_submission_format(sub, pd.read_csv(sample_submission_path))  # harness's own graders expect it
+            check_submission_format(sub, read_sample(sample_submission_path))  # harness's own graders expect it
     except InvalidSubmissionError as e:
         return invalid(str(e))
     answers = read_answers(answers_path)
@@ -270,10 +267,40 @@ def grade_submission(
         return invalid(str(e).strip() or type(e).__name__)
     if not math.isfinite(score):
         return invalid(f"the grader produced a non-finite score ({score})")
-    report = dict(base, score=score, valid_submission=True)
+    report = dict(base, score=score, valid_submission=True, details=score_details(comp, sub, answers))
     if thresholds is not None:
         report.update(rank_score(score, thresholds))
     return GradeReport(**report, grade_seconds=time.perf_counter() - t0)
+
+
+def read_parquet_submission(data: bytes, name: str = "submission.parquet") -> pd.DataFrame:
+    """Parse a Parquet submission's bytes or raise InvalidSubmissionError saying why not."""
+    try:
+        df = pd.read_parquet(io.BytesIO(data))
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise InvalidSubmissionError(f"{name} is not a readable Parquet file: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    if df.empty:
+        raise InvalidSubmissionError(f"{name} has columns but no rows")
+    return df
+
+
+def read_sample(path: Path) -> pd.DataFrame:
+    """A sample submission (or any reference table) from its .csv or .parquet file."""
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+def score_details(comp: CompetitionConfig, submission: pd.DataFrame, answers: pd.DataFrame | Path) -> dict[str, float]:
+    """Sub-scores (group name -> score, e.g. "type:0005", "lead:V1") from the competition grade
+    module's optional `grade_details(submission, answers)`; {} when it has none or it fails."""
+    module_name = comp.grader["grade_fn"].rsplit(":", 1)[0]
+    try:
+        fn = load_callable(comp.dir, f"{module_name}:grade_details", "grader.grade_details")
+    except Exception:
+        return {}
+    try:
+        return {str(k): float(v) for k, v in dict(fn(submission, answers)).items() if math.isfinite(float(v))}
+    except Exception:  # the main score stands; a breakdown is extra
+        return {}
 
 
 def read_answers(path: Path) -> pd.DataFrame | list[Any] | Path:
@@ -300,24 +327,6 @@ def _is_file(path: Path) -> bool:
         return path.is_file()
     except OSError:
         return False
-
-
-def _read_parquet(path: Path) -> pd.DataFrame:
-    """A Parquet submission, opened without following a link, or InvalidSubmissionError."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as e:
-        raise InvalidSubmissionError(f"{path.name} cannot be opened ({e.strerror})") from None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise InvalidSubmissionError(f"{path.name} is not a regular file")
-        try:
-            df = pd.read_parquet(io.BytesIO(f.read()))
-        except Exception as e:
-            raise InvalidSubmissionError(f"{path.name} is not a readable Parquet file: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    if df.empty:
-        raise InvalidSubmissionError(f"{path.name} has no rows")
-    return df
 
 
 def _clip(text: str, n: int = MAX_REASON_CHARS) -> str:

@@ -281,6 +281,7 @@ def _claim_driver(rs: RunStore) -> DriverLock:
 
 def _finish(rs: RunStore, state: RunState, interrupted: Optional[BaseException]) -> RunResult:
     rs.compact()
+    rs.compact_score_details()
     attempts = rs.attempts()
     state.done = int(attempts["status"].isin(FINAL_STATUSES).sum()) if len(attempts) else 0
     state.failed = int(attempts["status"].isin(FINAL_STATUSES - {"succeeded"}).sum()) if len(attempts) else 0
@@ -445,6 +446,7 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
         row = _row(a, tries, outcome, report, rs)
         rs.write_attempt(row, report.checks if report else ())
         record_attempt_report(rs, row, report)  # mlebench report files, as attempts finish
+        rs.write_score_details(row, report.details if report else {})
         prog.done += 1
         prog.failed += row.status != "succeeded"
 

@@ -109,3 +109,14 @@ def build_grading_report(attempts: pd.DataFrame) -> GradingReport:
         total_bronze_medals=count("bronze_medal"), total_above_median=count("above_median"),
         competition_reports=reports,
     )
+
+
+def score_details_summary(details: pd.DataFrame) -> pd.DataFrame:
+    """Each competition's sub-scores (rows of `score_details.parquet`: competition_id, seed,
+    group, score) as mean ± SEM over the attempts: columns competition_id, group, attempts,
+    mean, sem; groups in their first-seen order."""
+    rows = []
+    for (cid, group), g in details.groupby(["competition_id", "group"], sort=False):
+        m, s = mean_sem(g["score"].tolist())
+        rows.append({"competition_id": cid, "group": group, "attempts": int(len(g)), "mean": m, "sem": s})
+    return pd.DataFrame(rows, columns=["competition_id", "group", "attempts", "mean", "sem"])

@@ -275,6 +275,8 @@ class GradeReport(Frozen):
     grade_seconds: float = 0.0
     # technique/engineering tasks: one entry per check
     checks: list["CheckResult"] = Field(default_factory=list)
+    # sub-scores of a competition whose grade module has `grade_details` (group -> score), e.g. "lead:V1"
+    details: dict[str, float] = Field(default_factory=dict)
 
 
 class CheckResult(Frozen):

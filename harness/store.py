@@ -5,6 +5,7 @@
       attempts/<attempt_id>.parquet   one row, written the moment the attempt finished
       attempts.parquet          the compacted table (readers accept both)
       technique_grades.parquet  one row per check of a technique/engineering task
+      score_details.parquet     one row per attempt and sub-score group (competitions with `grade_details`)
       grading_report.json       mlebench-compatible aggregate report
       summary.json              RunSummary
       artifacts/<attempt_id>/   submission/ code/ logs/
@@ -97,6 +98,10 @@ class DriverLock:
 
     def __del__(self) -> None:
         self.release()
+SCORE_DETAILS_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("attempt_id", pa.string()), ("competition_id", pa.string()), ("seed", pa.int32()),
+    ("group", pa.string()), ("score", pa.float64()),
+])
 
 
 class RunNotFound(KeyError):
@@ -178,6 +183,27 @@ class RunStore:
         _write_table(self.attempts_dir / f"{row.attempt_id}.parquet",
                      pa.Table.from_pylist([row.model_dump()], schema=ATTEMPTS_SCHEMA))
 
+    def write_score_details(self, row: AttemptResult, details: dict[str, float]) -> None:
+        """Record an attempt's sub-scores (group -> score) next to its row; nothing when there are none."""
+        if details:
+            rows = [dict(run_id=row.run_id, attempt_id=row.attempt_id, competition_id=row.competition_id,
+                         seed=row.seed, group=g, score=float(v)) for g, v in details.items()]
+            _write_table(self.dir / "score_details" / f"{row.attempt_id}.parquet",
+                         pa.Table.from_pylist(rows, schema=SCORE_DETAILS_SCHEMA))
+
+    def score_details(self) -> pd.DataFrame:
+        """Every recorded sub-score of this run: one row per attempt and group."""
+        df = _read_rows(self.dir / "score_details", self.dir / "score_details.parquet", SCORE_DETAILS_SCHEMA, None,
+                        ["attempt_id", "group"])
+        return df
+
+    def compact_score_details(self) -> None:
+        """Rewrite score_details.parquet from the per-attempt files (when there are any)."""
+        df = self.score_details()
+        if len(df):
+            _write_table(self.dir / "score_details.parquet",
+                         pa.Table.from_pandas(df, schema=SCORE_DETAILS_SCHEMA, preserve_index=False))
+
     def attempts(self) -> pd.DataFrame:
         """Every recorded attempt of this run, one row each."""
         return _read_rows(self.attempts_dir, self.dir / "attempts.parquet", ATTEMPTS_SCHEMA, "attempt_id")
@@ -213,7 +239,8 @@ def _read_table(path: Path, schema: pa.Schema) -> pa.Table:
     return t.select(schema.names).cast(schema)
 
 
-def _read_rows(files_dir: Path, compacted: Path, schema: pa.Schema, key: Optional[str]) -> pd.DataFrame:
+def _read_rows(files_dir: Path, compacted: Path, schema: pa.Schema, key: Optional[str],
+               subset: Optional[list[str]] = None) -> pd.DataFrame:
     tables = []
     if compacted.is_file():
         try:
@@ -233,7 +260,7 @@ def _read_rows(files_dir: Path, compacted: Path, schema: pa.Schema, key: Optiona
         # the per-attempt file is the newest word on an attempt (a resume may have replaced it)
         df = df.drop_duplicates(subset=[key], keep="last")
     else:
-        df = df.drop_duplicates(subset=["attempt_id", "check"], keep="last")
+        df = df.drop_duplicates(subset=subset or ["attempt_id", "check"], keep="last")
     return df.reset_index(drop=True)
 
 

@@ -63,19 +63,22 @@ class CompetitionTask(TaskKindBackend):
         )
 
     def outputs(self, attempt_dir: Path) -> dict[str, bytes]:
-        """submission.csv, read without following links (see harness.safe_files); a refused
-        file travels as its reason under `submission.csv.refused`."""
-        try:
-            return {"submission.csv": read_beneath(attempt_dir / "submission", "submission.csv", MAX_SUBMISSION_BYTES)}
-        except FileNotFoundError:
-            return {}
-        except (UnsafeFile, OSError) as e:
-            return {REFUSED: f"submission.csv refused: {e}"[:300].encode()}
+        """submission.csv (else submission.parquet, Kaggle's format for some competitions), read
+        without following links (see harness.safe_files); a refused file travels as its reason
+        under `submission.csv.refused`."""
+        for name in ("submission.csv", "submission.parquet"):
+            try:
+                return {name: read_beneath(attempt_dir / "submission", name, MAX_SUBMISSION_BYTES)}
+            except FileNotFoundError:
+                continue
+            except (UnsafeFile, OSError) as e:
+                return {REFUSED: f"{name} refused: {e}"[:300].encode()}
+        return {}
 
     def grade(self, attempt: AttemptSpec, settings: Settings, outputs: dict[str, bytes]) -> GradeReport:
         comp = registry_for(settings).competition(attempt.competition_id)
         data = ensure_prepared(comp, settings, attempt.lite)
-        report = grade_submission(comp, outputs.get("submission.csv"), data.answers, data.sample_submission,
+        report = grade_submission(comp, outputs.get("submission.csv", outputs.get("submission.parquet")), data.answers, data.sample_submission,
                                   lite=attempt.lite)
         if REFUSED in outputs:
             report = report.model_copy(update={"submission_exists": True, "invalid_reason": outputs[REFUSED].decode(errors="replace")})

@@ -21,9 +21,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-import pandas as pd
-
-from harness.grading import InvalidSubmissionError, check_submission_format, read_submission
+from harness.grading import InvalidSubmissionError, check_submission_format, read_sample, read_submission
 
 if TYPE_CHECKING:
     from harness.spec import AttemptSpec, CompetitionConfig, Settings
@@ -74,7 +72,7 @@ def validate(submission: Path, sample: Path, extra_columns: bool = False) -> str
     `extra_columns`: columns the sample lacks are allowed (a competition with its own
     grader, which alone decides; harness's built-in ones are checked strictly)."""
     try:
-        sub, ref = read_submission(submission, submission.name), pd.read_csv(sample)
+        sub, ref = read_submission(submission, submission.name), read_sample(sample)
         if extra_columns:
             sub = sub[[c for c in sub.columns if c in ref.columns]]
         check_submission_format(sub, ref)
@@ -120,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.sample is None:
         args.sample = find_sample(data)
+    for attr, name in (("sample", "sample_submission"), ("submission", "submission")):  # Parquet when no CSV
+        path = getattr(args, attr)
+        if path is not None and path.name == f"{name}.csv" and not path.is_file() and path.with_suffix(".parquet").is_file():
+            setattr(args, attr, path.with_suffix(".parquet"))
     if args.sample is None or not args.sample.is_file():
         print(f"No sample submission at {args.sample or data}; nothing to validate against.")
         return 2

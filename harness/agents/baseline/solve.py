@@ -168,5 +168,9 @@ if __name__ == "__main__":
         from techniques import solve_technique  # technique and engineering tasks
 
         solve_technique()
+    elif (DATA / "test.csv").is_file() and {"lead", "number_of_rows"} <= set(pd.read_csv(DATA / "test.csv", nrows=1).columns):
+        from ecg import main as digitize_ecg  # image-to-signal (ECG digitization): a classical pipeline
+
+        digitize_ecg()
     else:
         main()

@@ -16,6 +16,9 @@ if os.environ.get("HARNESS_TASK_KIND") == "technique":
         if name.endswith(".json"):
             (out / name).write_text("{}\n")
     print("dummy: wrote empty JSON outputs for technique task", os.environ.get("HARNESS_TECHNIQUE"))
+elif not (data / "sample_submission.csv").is_file() and (data / "sample_submission.parquet").is_file():
+    shutil.copyfile(data / "sample_submission.parquet", out / "submission.parquet")  # Kaggle's Parquet format
+    print("dummy: copied sample_submission.parquet to", out / "submission.parquet")
 else:
     sample = data / os.environ.get("SAMPLE_SUBMISSION", "sample_submission.csv")  # the competition's own name for it
     shutil.copyfile(sample, out / "submission.csv")
