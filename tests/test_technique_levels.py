@@ -140,5 +140,5 @@ def test_grades_and_summary_keep_the_level(tmp_path: Path) -> None:
     assert set(pd.read_parquet(rs.dir / "technique_grades.parquet")["level"].dropna()) == {"easy", "hard"}
     spec = RunSpec(agent="baseline", technique_tasks=["cv"], engineering_tasks=["ml-spec"])
     s = summarize(RunState(run_id="run-1", spec=spec), rs.attempts(), grades)
-    assert [(t["technique"], t["level"], t["score_mean"]) for t in s.techniques] == [
+    assert [(t.technique, t.level, t.score_mean) for t in s.techniques] == [
         ("cv", "easy", 1.0), ("cv", "hard", 0.25), ("ml-spec", None, 0.5)]
