@@ -88,8 +88,8 @@ def load_problem(public: Path, comp: CompetitionConfig) -> Problem:
 
 
 def _models(classification: bool) -> list[tuple[str, Callable[[], Any]]]:
-    scaled = lambda m: make_pipeline(SimpleImputer(), StandardScaler(), m)  # noqa: E731
-    plain = lambda m: make_pipeline(SimpleImputer(), m)  # noqa: E731
+    scaled: Callable[[Any], Any] = lambda m: make_pipeline(SimpleImputer(), StandardScaler(), m)  # noqa: E731
+    plain: Callable[[Any], Any] = lambda m: make_pipeline(SimpleImputer(), m)  # noqa: E731
     if classification:
         return [
             ("prior", lambda: DummyClassifier(strategy="prior")),

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Type, TypeVar
+from typing import Any, Optional, Type, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -54,8 +54,8 @@ class Source:
         """The target as floats (class labels as their sorted codes), for planting values tied to it."""
         y = self.frame[self.target]
         if pd.api.types.is_numeric_dtype(y):
-            return y.to_numpy(dtype=float)
-        return pd.Series(pd.Categorical(y).codes, index=y.index).to_numpy(dtype=float)
+            return cast(np.ndarray, y.to_numpy(dtype=float))
+        return cast(np.ndarray, pd.Series(pd.Categorical(y).codes, index=y.index).to_numpy(dtype=float))
 
 
 def synthetic_source(seed: int, lite: bool) -> Source:
@@ -193,7 +193,7 @@ def write_truth(private: Path, truth: dict[str, Any]) -> None:
 
 
 def read_truth(private: Path) -> dict[str, Any]:
-    return json.loads((private / TRUTH).read_text())
+    return cast(dict[str, Any], json.loads((private / TRUTH).read_text()))
 
 
 def _json_default(o: Any) -> Any:
@@ -361,7 +361,7 @@ def execute_notebook(workdir: Path, files: dict[str, bytes], notebook: str, data
     import nbformat
 
     try:
-        nbformat.reads(files[notebook].decode(), as_version=4)
+        nbformat.reads(files[notebook].decode(), as_version=4)  # type: ignore[no-untyped-call]
     except Exception as e:  # noqa: BLE001 - anything unreadable is the agent's error
         return NotebookRun(None, f"{notebook} is not a readable notebook: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}", None)
     code = dict(files)
@@ -373,7 +373,7 @@ def execute_notebook(workdir: Path, files: dict[str, bytes], notebook: str, data
     if not status_file.is_file():
         return NotebookRun(None, ex.reason(f"executing {notebook}"), ex.out_dir)
     error = json.loads(status_file.read_text())["error"]
-    nb = nbformat.read(str(ex.out_dir / "executed.ipynb"), as_version=4)
+    nb = nbformat.read(str(ex.out_dir / "executed.ipynb"), as_version=4)  # type: ignore[no-untyped-call]
     return NotebookRun(nb, f"{notebook} raised {error}" if error else None, ex.out_dir)
 
 
@@ -403,10 +403,10 @@ def new_notebook(cells: list[tuple[str, str]]) -> bytes:
     """A notebook from (kind, source) pairs, kind `md` or `code` (for reference solutions and agents)."""
     import nbformat
 
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell(s) if k == "md" else nbformat.v4.new_code_cell(s) for k, s in cells]
+    nb = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
+    nb.cells = [nbformat.v4.new_markdown_cell(s) if k == "md" else nbformat.v4.new_code_cell(s) for k, s in cells]  # type: ignore[no-untyped-call]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return nbformat.writes(nb).encode()
+    return cast(str, nbformat.writes(nb)).encode()  # type: ignore[no-untyped-call]
 
 
 def copy_public(public: Path, dest: Path) -> Path:
