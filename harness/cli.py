@@ -405,7 +405,7 @@ def images_build(
         _fail(e)
     failed = []
     try:
-        client = docker_client()  # type: ignore[no-untyped-call]  # untyped in harness.images
+        client = docker_client()
         ensure_base_image(client, method=base_from, log=console.print, force=rebuild_base)  # type: ignore[arg-type]
         for aid, folder in folders.items():
             try:

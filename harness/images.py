@@ -62,7 +62,7 @@ class ImageBuildError(RuntimeError):
 def _client_cached(base_url: str):  # type: ignore[no-untyped-def]
     import docker
 
-    return docker.DockerClient(base_url=base_url, version="auto", timeout=120)
+    return docker.DockerClient(base_url=base_url, version="auto", timeout=120)  # type: ignore[attr-defined]
 
 
 def docker_client() -> Any:
@@ -94,7 +94,7 @@ def image_exists(client: Any, tag: str) -> bool:
     try:
         client.images.get(tag)
         return True
-    except docker.errors.ImageNotFound:
+    except docker.errors.ImageNotFound:  # type: ignore[attr-defined]
         return False
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import logging
 import os
 import re
 import shutil
@@ -26,7 +27,7 @@ import traceback
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, cast
 
 import pandas as pd
 
@@ -361,7 +362,7 @@ def _init_ray(address: Optional[str]) -> None:
     address = address or os.environ.get("RAY_ADDRESS")
     if address and address != "local":
         try:
-            ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         except Exception as e:
             if "auth" in f"{type(e).__name__} {e}".lower():
                 raise RunError(f"the Ray cluster at {address} refused this client: it uses token authentication. "
@@ -370,7 +371,7 @@ def _init_ray(address: Optional[str]) -> None:
             raise
     else:
         # "local": always a fresh embedded instance, never a `ray start` cluster that happens to run here
-        ray.init(address="local", include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        ray.init(address="local", include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
 
 
 def check_resources(agent: AgentConfig, spec: RunSpec) -> None:
@@ -378,7 +379,7 @@ def check_resources(agent: AgentConfig, spec: RunSpec) -> None:
     import ray
 
     res = agent.resources
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
     fits = [n for n in nodes if n.get("CPU", 0) >= res.cpus and n.get("GPU", 0) >= res.gpus
             and all(n.get(k, 0) >= v for k, v in spec.ray_resources.items())]
     biggest_gb = max((n.get("memory", 0) for n in nodes), default=0) / 1024**3
@@ -427,10 +428,10 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
         key = (a.task_kind, a.task_id if a.task_kind == "technique" else a.competition_id, a.lite)
         if key not in prep:
             prep[key] = prepare_task.remote(a, settings)
-    prep_of = lambda a: prep[(a.task_kind, a.task_id if a.task_kind == "technique" else a.competition_id, a.lite)]  # noqa: E731
+    prep_of: Callable[[AttemptSpec], Any] = lambda a: prep[(a.task_kind, a.task_id if a.task_kind == "technique" else a.competition_id, a.lite)]  # noqa: E731
 
     # default: enough in flight to fill every CPU twice over, so the driver never holds thousands of refs
-    cpus = sum(n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive"))
+    cpus = sum(n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive"))  # type: ignore[no-untyped-call]
     limit = spec.max_concurrency or max(2, 2 * int(cpus / max(res.cpus, 0.01)))
     graders = _grader_pool(max(1, min(4, int(cpus // 8))))
     queue = deque((a, 1) for a in todo)
@@ -481,7 +482,7 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
                 else:
                     assert outcome is not None
                     try:
-                        report = ray.get(ref)
+                        report = cast(GradeReport, ray.get(ref))
                     except Exception as e:  # the grader's worker died: the harness failed, not the agent
                         record(a, tries, outcome.model_copy(update={"status": "infra_error", "error": f"grading failed: {e}"}), None)
                         continue
@@ -504,7 +505,7 @@ def _grader_pool(n: int) -> list[Any]:
     ctx = ray.get_runtime_context()
     pool = _GRADERS.setdefault(f"{ctx.get_node_id()}:{ctx.get_job_id()}", [])  # a new Ray instance, a new pool
     while len(pool) < n:
-        pool.append(_Grader.remote())
+        pool.append(_Grader.remote())  # type: ignore[attr-defined]
     return pool[:n]
 
 
@@ -512,14 +513,15 @@ def _get_outcome(ref: Any, a: AttemptSpec) -> AttemptOutcome:
     import ray
 
     try:
-        return ray.get(ref)
+        return cast(AttemptOutcome, ray.get(ref))
     except Exception as e:  # worker or node died, object lost: infrastructure
         now = utcnow()
         return AttemptOutcome(attempt_id=a.attempt_id, status="infra_error", started_at=now, ended_at=now,
                               error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
 
 
-def _cancel_inflight(rs: RunStore, inflight: dict, record: Callable) -> None:
+def _cancel_inflight(rs: RunStore, inflight: dict[Any, tuple[str, AttemptSpec, int, Optional[AttemptOutcome]]],
+                     record: Callable[[AttemptSpec, int, AttemptOutcome, Optional[GradeReport]], None]) -> None:
     """Stop running attempts cleanly: ask first (the sandbox kills its process tree), then force."""
     import ray
 

@@ -60,7 +60,7 @@ def server_image_tag(base_id: str) -> str:
 def build_server_image(log: Log = print, force: bool = False) -> str:
     """Build the server image unless the same sources are built already; returns its tag.
     Raises ImageBuildError (from harness.images) naming the step that failed."""
-    client = docker_client()  # type: ignore[no-untyped-call]
+    client = docker_client()
     if not image_exists(client, BASE_TAG):
         raise ImageBuildError(f"the base image {BASE_TAG} is not built here: run `harness images build --base-only` first")
     tag = server_image_tag(client.images.get(BASE_TAG).id)

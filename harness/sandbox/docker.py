@@ -22,17 +22,10 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from harness.images import LABEL, ImageBuildError, agent_image, base_image_tag, docker_client, image_exists, owns_agent_dir
 from harness.sandbox.base import (
-    AGENT,
-    CODE,
-    DATA,
-    INSTRUCTIONS,
-    LOGS,
-    SUBMISSION,
-    VALIDATE,
     CappedLog,
     Sandbox,
     SandboxJob,
@@ -40,6 +33,7 @@ from harness.sandbox.base import (
     wait_for_end,
 )
 from harness.safe_files import tree_bytes
+from harness.sandbox.paths import AGENT, CODE, DATA, INSTRUCTIONS, LOGS, SUBMISSION, VALIDATE
 from harness.sandbox.paths import HARNESS_PKG, HIDDEN_HARNESS_DIRS, SANDBOX_HARNESS
 from harness.spec import AttemptStatus, SandboxResult
 
@@ -89,11 +83,11 @@ class DockerSandbox(Sandbox):
             container = client.containers.create(**config)
         except (SandboxUnavailable, ImageBuildError) as e:
             return self._infra(job, str(e), details, t0)
-        except docker.errors.DockerException as e:
+        except docker.errors.DockerException as e:  # type: ignore[attr-defined]
             return self._infra(job, f"could not create the container: {e}", details, t0)
         try:
             result = self._supervise(job, container, cancel, t0)
-        except docker.errors.DockerException as e:
+        except docker.errors.DockerException as e:  # type: ignore[attr-defined]
             result = SandboxResult(status="infra_error", isolation="docker", agent_seconds=time.monotonic() - t0,
                                    error=f"the Docker engine failed during the attempt: {e}")
         finally:
@@ -258,7 +252,7 @@ def _write_line(log: Any, line: str) -> None:
 
 
 def container_name(job: SandboxJob) -> str:
-    slug = lambda s, n: re.sub(r"[^A-Za-z0-9_.-]+", "-", s)[:n].strip("-.")  # noqa: E731
+    slug: Callable[[str, int], str] = lambda s, n: re.sub(r"[^A-Za-z0-9_.-]+", "-", s)[:n].strip("-.")  # noqa: E731
     return f"harness-{slug(job.attempt_id, 80)}-{uuid.uuid4().hex[:8]}"
 
 
@@ -309,7 +303,7 @@ def _append_unstreamed(container: Any, path: Path, streamed: int) -> None:
 
     try:
         full = container.logs(stdout=True, stderr=True)
-    except docker.errors.APIError:
+    except docker.errors.APIError:  # type: ignore[attr-defined]
         return
     if len(full) > streamed:
         with open(path, "ab") as log:
@@ -331,7 +325,7 @@ def _kill(container: Any) -> None:
 
     try:
         container.kill()
-    except docker.errors.APIError:
+    except docker.errors.APIError:  # type: ignore[attr-defined]
         pass  # it exited meanwhile
 
 
@@ -342,9 +336,9 @@ def _remove(container: Any) -> None:
         try:
             container.remove(force=True, v=True)
             return
-        except docker.errors.NotFound:
+        except docker.errors.NotFound:  # type: ignore[attr-defined]
             return
-        except docker.errors.APIError as e:
+        except docker.errors.APIError as e:  # type: ignore[attr-defined]
             if "already in progress" in str(e):
                 return
             time.sleep(0.25)
