@@ -14,42 +14,30 @@ from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from harness.data import PrepareError, ensure_prepared, prepared_data
-from harness.errors import RegistryError, RunError
+from harness.data import ensure_prepared, prepared_data
+from harness.errors import RunError
 from harness.images import ImageBuildError, agent_dockerfile, agent_image, docker_client, ensure_base_image
 from harness.registry import list_splits, load_registry, read_competition_set
+from harness.cli_common import USER_ERRORS, console, fail, out
 from harness.cli_details import print_score_details
 from harness.report import mean_sem, medal_name, summarize
 from harness.runspec import RunInput, load_run_file
 from harness.sandbox.base import SandboxUnavailable
 from harness.sandbox.docker import collect_leftovers
 from harness.spec import FINAL_STATUSES, Settings, technique_level_of
-from harness.store import RunNotFound, RunStore, default_store, list_runs
+from harness.store import RunStore, default_store, list_runs
 from harness.technique import available_tasks
 
 EXIT_CODES = "Exit codes: 0 done, 1 the run ended with failures, 2 bad input, 130 interrupted (Ctrl-C)."
 app = typer.Typer(add_completion=False, no_args_is_help=True, epilog=EXIT_CODES,
                   help="Evaluate ML-engineering agents: prepare -> sandbox -> grade -> Parquet, on Ray.")
-console = Console(stderr=True)
-out = Console()
 
 StoreOpt = typer.Option(None, "--store", envvar="HARNESS_RUNS_DIR", help="Run store (default ./runs).")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
-#: errors a user can cause: one line, exit code 2
-USER_ERRORS: tuple[type[BaseException], ...] = (RegistryError, RunError, RunNotFound, PrepareError, ValidationError)
-
-
-def _fail(msg: object, code: int = 2) -> None:
-    if isinstance(msg, ValidationError):  # one line naming the field, not pydantic's report
-        first = msg.errors()[0]
-        msg = f"{'.'.join(str(x) for x in first['loc'])}: {first['msg']}"
-    console.print(f"error: {msg}", style="red", markup=False, highlight=False, soft_wrap=True)  # one line, never wrapped
-    raise typer.Exit(code)
+_fail = fail  # one line on stderr, exit code 2 (see harness.cli_common)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
