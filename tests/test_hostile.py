@@ -166,7 +166,8 @@ def layout(tmp_path: Path) -> dict[str, Path]:
 
 
 def run_probe(kind: str, layout: dict[str, Path], probe: str, **job_fields) -> tuple[Any, Any, dict]:  # type: ignore[no-untyped-def]
-    from harness.sandbox.base import SandboxJob, get_sandbox
+    from harness.sandbox.backends import get_sandbox
+    from harness.sandbox.base import SandboxJob
     from harness.spec import Resources
 
     env = {"PROBE": probe, **job_fields.pop("env", {})}
@@ -192,7 +193,7 @@ def test_no_privilege_no_mount_no_write_outside(kind: str, layout: dict[str, Pat
     import numpy
 
     import harness.grading
-    from harness.sandbox.local import HARNESS_PKG
+    from harness.sandbox.paths import HARNESS_PKG
 
     watched = [layout["public"] / "sample_submission.csv", HOSTILE / "probe.py", Path(harness.grading.__file__),
                Path(numpy.__file__), Path("/usr/bin/env"), HARNESS_PKG / "competitions" / "__init__.py"]
@@ -267,7 +268,7 @@ def _attempt_cgroups(marker: str) -> list[str]:
 def _child_running(tmp_path: Path, kind: str, attempt_id: str, time_limit_s: float) -> subprocess.Popen[bytes]:
     """A separate process (a driver) running one sleeper attempt in `kind`."""
     child = (f"import sys; sys.path.insert(0, {str(REPO)!r}); from pathlib import Path; from tests.test_sandbox import make_job; "
-             f"from harness.sandbox.base import get_sandbox; "
+             f"from harness.sandbox.backends import get_sandbox; "
              f"get_sandbox({kind!r}).run(make_job(Path({str(tmp_path)!r}), 'sleeper', attempt_id={attempt_id!r}, time_limit_s={time_limit_s}))")
     return subprocess.Popen([sys.executable, "-c", child], cwd=REPO)
 
@@ -278,7 +279,7 @@ def test_no_cgroup_remains_after_timeout_cancel_or_a_killed_driver(tmp_path: Pat
 
     if not cgroup_usable():
         pytest.skip("no writable cgroup v1 hierarchy here")
-    from harness.sandbox.base import get_sandbox
+    from harness.sandbox.backends import get_sandbox
 
     marker = f"cg-{uuid.uuid4().hex[:8]}"
     job = make_job(tmp_path / "t", "sleeper", attempt_id=f"{marker}-timeout", time_limit_s=1)

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 import warnings
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Optional
 
 from harness.safe_files import CopyReport, copy_tree
@@ -177,6 +177,9 @@ class LocalSandbox(Sandbox):
         if validator.is_file():
             a += ["--ro-bind", str(validator), VALIDATE]
         for b in job.binds:
+            # bwrap makes missing parents root-only; the unprivileged agent must be able to traverse them
+            parents = [str(q) for q in reversed(PurePosixPath(b.target).parents) if str(q) != "/"]
+            a += [arg for q in parents for arg in ("--perms", "0755", "--dir", q)]
             a += ["--ro-bind" if b.read_only else "--bind", str(b.source), b.target]
         a += ["--chdir", AGENT, "--hostname", "sandbox", "--"]
         return a
