@@ -35,6 +35,8 @@ def ray_head(tmp_path: Path, harness_dirs: dict):  # noqa: ANN201
     log = open(tmp_path / "head.log", "w")
     head = subprocess.Popen([RAY, "start", "--head", "--block", f"--port={gcs}", "--num-cpus=2",
                              "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--include-dashboard=true",
+                             # its own agent port: the default (52365) belongs to any other Ray on this machine
+                             f"--dashboard-agent-listen-port={_free_port()}", f"--metrics-export-port={_free_port()}",
                              "--disable-usage-stats"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     address = f"http://127.0.0.1:{dash}"
     deadline = time.monotonic() + 120
