@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import zipfile
 from pathlib import Path
@@ -63,7 +64,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory, harness_dirs: dict[str, 
     subprocess.run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "-q", "-w", str(dist)],
                    cwd=src, check=True, capture_output=True, timeout=600)
     wheel = next(dist.glob("harness-*.whl"))
-    venv = root / "venv"
+    # the venv's interpreter runs inside the sandbox as an unprivileged uid, so its path must be
+    # traversable by others (pytest's temp root is root-only)
+    venv = Path(tempfile.mkdtemp(prefix="harness-wheel-venv-")) / "venv"
+    venv.parent.chmod(0o755)
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HARNESS_AGENTS_PATH", "HARNESS_COMPETITIONS_PATH")}
     env.update(RAY_USAGE_STATS_ENABLED="0", HARNESS_RUNS_DIR=str(root / "runs"), HARNESS_DATA_DIR=str(harness_dirs["data"]),
@@ -126,7 +130,7 @@ def test_a_run_of_the_lite_split_and_the_service(installed: Installed) -> None:
         assert url == f"http://127.0.0.1:{port}", proc.stderr.read() if proc.poll() is not None and proc.stderr else url
         summary = _sdk(installed, url, run_id)
         assert summary["run_id"] == run_id and summary["status"] == "completed"
-        assert "summary.json" in summary["files"] and summary["valid_submission_rate"] == 1.0
+        assert "summary.json" in summary["report_files"] and summary["valid_submission_rate"] == 1.0
         assert summary["agents"] == ["baseline", "dummy"] and summary["model_rate"] == 1.0
     finally:
         proc.send_signal(signal.SIGINT)
