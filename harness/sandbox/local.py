@@ -178,8 +178,8 @@ class LocalSandbox(Sandbox):
             a += ["--ro-bind", str(validator), VALIDATE]
         for b in job.binds:
             # bwrap makes missing parents root-only; the unprivileged agent must be able to traverse them
-            parents = [str(q) for q in reversed(PurePosixPath(b.target).parents) if str(q) != "/"]
-            a += [arg for q in parents for arg in ("--perms", "0755", "--dir", q)]
+            bind_parents = [str(q) for q in reversed(PurePosixPath(b.target).parents) if str(q) != "/"]
+            a += [arg for q in bind_parents for arg in ("--perms", "0755", "--dir", q)]
             a += ["--ro-bind" if b.read_only else "--bind", str(b.source), b.target]
         a += ["--chdir", AGENT, "--hostname", "sandbox", "--"]
         return a
