@@ -436,7 +436,16 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
     graders = _grader_pool(max(1, min(4, int(cpus // 8))))
     queue = deque((a, 1) for a in todo)
     inflight: dict[Any, tuple[str, AttemptSpec, int, Optional[AttemptOutcome]]] = {}
+    grade_failures: dict[str, int] = {}
     running = 0
+
+    grader_of: dict[Any, Any] = {}  # a grade's ref -> the actor asked
+
+    def grade(a: AttemptSpec, tries: int, outcome: AttemptOutcome) -> None:
+        grader = graders[(prog.done + len(inflight)) % len(graders)]
+        ref = grader.grade.remote(a, settings, outcome.outputs)
+        inflight[ref] = ("grade", a, tries, outcome)
+        grader_of[ref] = grader
 
     def notify() -> None:
         prog.running = running
@@ -477,14 +486,20 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
                     if outcome.status in ("infra_error", "cancelled"):
                         record(a, tries, outcome, None)
                     else:
-                        grader = graders[prog.done % len(graders)]
-                        inflight[grader.grade.remote(a, settings, outcome.outputs)] = ("grade", a, tries, outcome)
+                        grade(a, tries, outcome)
                 else:
                     assert outcome is not None
+                    lost = grader_of.pop(ref, None)
                     try:
                         report = cast(GradeReport, ray.get(ref))
-                    except Exception as e:  # the grader's worker died: the harness failed, not the agent
-                        record(a, tries, outcome.model_copy(update={"status": "infra_error", "error": f"grading failed: {e}"}), None)
+                    except Exception as e:  # the grader's process or node died: the harness failed, not the agent
+                        grade_failures[a.attempt_id] = grade_failures.get(a.attempt_id, 0) + 1
+                        if grade_failures[a.attempt_id] <= GRADE_RETRIES:
+                            graders = _grader_pool(len(graders), lost=lost)  # a fresh actor; the outputs are still here
+                            grade(a, tries, outcome)
+                            continue
+                        first = str(e).splitlines()[0] if str(e) else ""
+                        record(a, tries, outcome.model_copy(update={"status": "infra_error", "error": f"grading failed: {type(e).__name__}: {first}"}), None)
                         continue
                     record(a, tries, outcome, report)
         notify()
@@ -497,15 +512,28 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
 _GRADERS: dict[str, list[Any]] = {}
 
 
-def _grader_pool(n: int) -> list[Any]:
+GRADE_RETRIES = 2  # a grade lost with its grader's process or node is asked again of fresh graders
+
+
+def _grader_pool(n: int, lost: Any = None) -> list[Any]:
     """Grader actors, kept for the life of this driver's Ray job so that later runs in the
-    same process (a notebook, the service) skip their start-up."""
+    same process (a notebook, the service) skip their start-up. They live on the driver's node
+    when it can hold them (a worker node that dies takes no grades with it); `lost`, a grader
+    whose process or node died, is replaced by a fresh one."""
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     ctx = ray.get_runtime_context()
     pool = _GRADERS.setdefault(f"{ctx.get_node_id()}:{ctx.get_job_id()}", [])  # a new Ray instance, a new pool
+    if lost is not None and any(actor is lost for actor in pool):
+        pool[:] = [actor for actor in pool if actor is not lost]
+        try:
+            ray.kill(lost, no_restart=True)
+        except Exception:  # already gone with its node
+            pass
+    here = NodeAffinitySchedulingStrategy(node_id=ctx.get_node_id(), soft=True)
     while len(pool) < n:
-        pool.append(_Grader.remote())  # type: ignore[attr-defined]
+        pool.append(_Grader.options(scheduling_strategy=here).remote())  # type: ignore[attr-defined]
     return pool[:n]
 
 
