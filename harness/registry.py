@@ -50,6 +50,9 @@ class Registry:
         try:
             return self.competitions[comp_id]
         except KeyError:
+            broken = self._problem_of(comp_id)
+            if broken:
+                raise RegistryError(f"competition {comp_id!r} could not be loaded: {broken}; fix its config.yaml") from None
             raise RegistryError(
                 f"unknown competition {comp_id!r}; `harness list competitions` shows the "
                 f"{len(self.competitions)} known ones{self._problem_hint()}{missing_hint(comp_id)}"
@@ -59,10 +62,22 @@ class Registry:
         try:
             return self.agents[agent_id]
         except KeyError:
+            broken = self._problem_of(agent_id)
+            if broken:
+                raise RegistryError(f"agent {agent_id!r} could not be loaded: {broken}; fix its config.yaml") from None
             raise RegistryError(
                 f"unknown agent {agent_id!r}; known agents: {', '.join(sorted(self.agents)) or 'none'}"
                 f"{self._problem_hint()}"
             ) from None
+
+    def _problem_of(self, wanted: str) -> Optional[str]:
+        """The load problem of the folder named for `wanted` (`aide/dev` lives in `aide/`), if any."""
+        folder = wanted.split("/")[0]
+        for problem in self.problems:
+            path = Path(problem.split(": ", 1)[0])
+            if path.name == "config.yaml" and path.parent.name == folder:
+                return problem
+        return None
 
     def _problem_hint(self) -> str:
         return f" ({len(self.problems)} folder(s) could not be loaded: {self.problems[0]})" if self.problems else ""

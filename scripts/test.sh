@@ -9,4 +9,4 @@ if [ -f scripts/setup_docker.sh ]; then
   export HARNESS_REQUIRE_DOCKER=1
 fi
 export RAY_USAGE_STATS_ENABLED=0
-python3 -m pytest -q -p no:cacheprovider "$@"
+python3 -m pytest -q -p no:cacheprovider --durations=25 "$@"

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import harness
-from harness.registry import load_registry, read_competition_set
+from harness.registry import RegistryError, load_registry, read_competition_set
 from harness.spec import Settings
 from harness.store import ATTEMPTS_SCHEMA, RunStore, list_runs
 
@@ -255,6 +255,16 @@ def test_a_malformed_folder_is_reported_and_hides_nothing(tmp_path: Path, monkey
     assert "no-grader/config.yaml: field 'grader'" in text
     assert "bad-yaml/config.yaml: not valid YAML" in text
     assert "no-command/config.yaml: field 'resources.cpus'" in text
+    # asked for by name, a broken folder is named itself, not whichever broke first
+    (agents / "aaa-broken").mkdir()
+    (agents / "aaa-broken" / "config.yaml").write_text("command: [\n")
+    reg = load_registry(Settings.from_env())
+    with pytest.raises(RegistryError, match=r"agent 'no-command' could not be loaded: .*no-command/config.yaml: field 'resources.cpus'"):
+        reg.agent("no-command")
+    with pytest.raises(RegistryError, match=r"competition 'bad-yaml' could not be loaded: .*bad-yaml/config.yaml: not valid YAML"):
+        reg.competition("bad-yaml")
+    with pytest.raises(RegistryError, match=r"unknown agent 'nope'.*could not be loaded"):
+        reg.agent("nope")
 
 
 def test_two_processes_prepare_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
