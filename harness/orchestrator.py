@@ -12,6 +12,7 @@ another node sends its artifacts back as a tarball.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -27,7 +28,7 @@ import traceback
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, cast
+from typing import Any, Callable, Iterator, Optional, Sequence, cast
 
 import pandas as pd
 
@@ -219,6 +220,9 @@ def run(
     state.status = "running"
     state.error = None
     state.driver = f"{socket.gethostname()}:{os.getpid()}"
+    if (address or os.environ.get("RAY_ADDRESS") or "local") != "local":
+        _init_ray(address)  # a cluster that refuses this client, or cannot hold the agent, is refused before any run is written
+        check_resources(agent_cfg, spec)
     lock = _claim_driver(rs)
     rs.write_state(state)
     if on_start:
@@ -361,17 +365,62 @@ def _init_ray(address: Optional[str]) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     address = address or os.environ.get("RAY_ADDRESS")
     if address and address != "local":
-        try:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-        except Exception as e:
-            if "auth" in f"{type(e).__name__} {e}".lower():
-                raise RunError(f"the Ray cluster at {address} refused this client: it uses token authentication. "
-                               "Set RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN "
-                               "(or RAY_AUTH_TOKEN_PATH), as in the README's cluster section") from None
-            raise
+        _probe_gcs(address)
+        with _quiet_stderr() as said:  # Ray's C++ client repeats each failed connection try on fd 2
+            try:
+                ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+                return
+            except Exception as e:
+                chain: list[str] = []
+                cause: Optional[BaseException] = e  # Ray wraps the GCS's refusal (AuthenticationError) in a ConnectionError
+                while cause is not None and len(chain) < 5:
+                    chain.append(f"{type(cause).__name__} {cause}")
+                    cause = cause.__cause__ or cause.__context__
+                why = " ".join(chain) + said()
+                if "auth" in why.lower():
+                    raise RunError(f"the Ray cluster at {address} refused this client: it uses token authentication. "
+                                   "Set RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN "
+                                   "(or RAY_AUTH_TOKEN_PATH), as in the README's cluster section") from None
+                raise RunError(f"could not connect to the Ray cluster at {address} ({chain[0][:300]}): is it running "
+                               "(`ray status --address ...`), and is the address host:port of its GCS?") from None
     else:
         # "local": always a fresh embedded instance, never a `ray start` cluster that happens to run here
         ray.init(address="local", include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+
+
+def _probe_gcs(address: str) -> None:
+    """Refuse at once an address where nothing listens (Ray itself would retry for minutes)."""
+    m = re.fullmatch(r"(?:ray://)?\[?([^\[\]/]+?)\]?:(\d+)/?", address)
+    if not m:
+        return  # "auto" and other forms Ray resolves itself
+    try:
+        socket.create_connection((m.group(1), int(m.group(2))), timeout=10).close()
+    except OSError as e:
+        raise RunError(f"nothing answers at the Ray address {address} ({e.strerror or e}): start the cluster "
+                       "(`ray up cluster.yaml` or `ray start --head`) or fix --address / RAY_ADDRESS") from None
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[Callable[[], str]]:
+    """File descriptor 2 into a temporary file for the block; yields a function returning what was written."""
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+
+        def said() -> str:
+            tmp.seek(0)
+            return tmp.read()[-4000:].decode(errors="replace")
+
+        try:
+            yield said
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def check_resources(agent: AgentConfig, spec: RunSpec) -> None:

@@ -195,6 +195,25 @@ def test_entry_script_and_token_auth(cluster: Cluster, tmp_path: Path) -> None:
     assert len(rows) == 1 and rows["status"].tolist() == ["succeeded"]
 
 
+def test_a_driver_without_the_token_gets_one_line(cluster: Cluster, tmp_path: Path) -> None:
+    """`harness run --address` to a token cluster, no token: refused with the fix, not a hang or a traceback."""
+    try:
+        proc = subprocess.run(["harness", "run", "-c", "diabetes-progression", "--lite", "--agent", "dummy",
+                               "--address", f"127.0.0.1:{cluster.gcs}", "--store", str(tmp_path / "store")],
+                              env=cluster.env("client", token=False), capture_output=True, text=True, timeout=180)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"still waiting for the cluster after 180 s: {str(e.stderr)[-2000:]}") from None
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "RAY_AUTH_TOKEN" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert not list_runs(tmp_path / "store")
+    # and an address where nothing listens is refused at once, not retried for minutes
+    nowhere = subprocess.run(["harness", "run", "-c", "diabetes-progression", "--lite", "--agent", "dummy",
+                              "--address", f"127.0.0.1:{_free_port()}", "--store", str(tmp_path / "store")],
+                             env=cluster.env("client"), capture_output=True, text=True, timeout=180)
+    assert nowhere.returncode == 2 and "nothing answers at the Ray address" in nowhere.stderr, nowhere.stderr[-2000:]
+    assert not list_runs(tmp_path / "store")
+
+
 def test_a_worker_node_killed_mid_run_costs_the_agent_nothing(cluster: Cluster, tmp_path: Path) -> None:
     """Last in the module: it kills worker-b for good."""
     store = tmp_path / "store"
