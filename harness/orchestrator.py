@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence, cast
 
 import pandas as pd
 
+from harness.data_views import public_view
 from harness.errors import RunError as RunError  # re-exported (callers import it from here)
 from harness.llm.hints import llm_and_hints
 from harness.llm.session import AttemptLLM
@@ -701,7 +702,8 @@ def execute_attempt(a: AttemptSpec, ctx: _Context, prep_error: Optional[str]) ->
             llm = AttemptLLM.open(a.attempt_id, ctx.llm, attempt_dir / "logs", a.time_limit_s)
             command = llm.wrap(command)
         job = SandboxJob(
-            run_id=a.run_id, attempt_id=a.attempt_id, command=command, agent_dir=agent_dir, data_dir=task.public,
+            run_id=a.run_id, attempt_id=a.attempt_id, command=command, agent_dir=agent_dir,
+            data_dir=public_view(task.public, ctx.settings.work_dir),  # mountinfo names neither the data cache nor the answers beside it
             attempt_dir=attempt_dir, resources=a.resources, time_limit_s=a.time_limit_s, network=agent.network,
             env={"COMPETITION_ID": a.competition_id, "TASK_ID": a.task_id, "HARNESS_SEED": str(a.seed),
                  "HARNESS_TASK_KIND": a.task_kind, "HARNESS_TECHNIQUE": a.technique or "",

@@ -478,3 +478,26 @@ def test_a_run_whose_attempts_all_failed_for_infrastructure_reads_failed(ray_loc
     result = harness.run(["broken-source"], agent="dummy", store=store, max_retries=0)
     assert list(result.attempts["status"]) == ["infra_error"]
     assert result.status == "failed" and result.summary.status == "failed"
+
+
+def test_mountinfo_names_neither_the_data_cache_nor_the_answers(kind: str, ray_local, store: Path,  # type: ignore[no-untyped-def]
+                                                               harness_dirs: dict, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent reads its own /proc/self/mountinfo: /home/data comes from an opaque view, so no
+    path it shows leads to the data cache, where the answers sit beside the public files."""
+    import harness
+
+    agent = tmp_path / "agents" / "mountinfo"
+    agent.mkdir(parents=True)
+    (agent / "config.yaml").write_text(
+        "command: [sh, -c, 'cat /proc/self/mountinfo > /home/logs/mountinfo.txt; "
+        "cp /home/data/sample_submission.csv /home/submission/submission.csv']\n")
+    monkeypatch.setenv("HARNESS_AGENTS_PATH", str(tmp_path / "agents"))
+    result = harness.run(["breast-cancer-diagnosis"], agent="mountinfo", lite=True, store=store, sandbox=kind)
+    row = result.attempts.iloc[0]
+    assert row["status"] == "succeeded" and row["valid_submission"], row.to_dict()
+    shown = (store / result.run_id / "artifacts" / row["attempt_id"] / "logs" / "mountinfo.txt").read_text()
+    sources = {line.split()[3]: line.split()[4] for line in shown.splitlines()}
+    data_source = next(src for src, dest in sources.items() if dest == "/home/data")
+    assert "/views/" in data_source, shown
+    assert str(harness_dirs["data"]) not in shown and "/prepared/" not in shown and "private" not in shown, shown
