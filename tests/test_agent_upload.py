@@ -307,8 +307,7 @@ def test_cli_agents_push_a_tarball_then_run_it(live: Live, tmp_path: Path) -> No
     final = _run_and_score(alice, "alice/cli-agent")
     agent_log = next(f["path"] for f in alice.list_artifacts(final["run_id"]) if f["path"].endswith("logs/agent.log"))
     assert b"pushed by the CLI" in alice.get_artifact(final["run_id"], agent_log)
-    bob_token = next(t for t, v in TOKENS.items() if v == "bob")
-    assert "alice/cli-agent" not in _cli("list", token=bob_token, url=live.url).stdout
+    assert "alice/cli-agent" not in live.client("bob").list_agents()
 
     (folder / "config.yaml").write_text("command: [unclosed\n")
     broken = tmp_path / "broken.tar.gz"
@@ -320,4 +319,4 @@ def test_cli_agents_push_a_tarball_then_run_it(live: Live, tmp_path: Path) -> No
         assert ("config.yaml" in errors[0]) if source == str(broken) else ("no-such-agent" in errors[0])
     gone = _cli("delete", "cli-agent", token=token, url=live.url)
     assert gone.returncode == 0 and "deleted alice/cli-agent" in gone.stderr
-    assert "alice/cli-agent" not in _cli("list", token=token, url=live.url).stdout
+    assert "alice/cli-agent" not in alice.list_agents()
