@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -279,3 +280,43 @@ def test_quotas_answer_429_naming_the_quota(live: Live) -> None:
     with pytest.raises(HarnessAPIError) as e:  # beyond what the quota leaves even when nothing runs
         q1.run(competitions=[COMP], agent_id="dummy", lite=True, max_concurrency=2)
     assert e.value.status == 429 and "ask for at most 1" in e.value.message
+
+
+def _cli(*args: str, token: str, url: str) -> subprocess.CompletedProcess[str]:
+    """`harness agents ...` as a user types it (the CLI's own process; server and token from the environment)."""
+    env = {**os.environ, "HARNESS_URL": url, "HARNESS_API_TOKEN": token, "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "harness.cli", "agents", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_cli_agents_push_a_tarball_then_run_it(live: Live, tmp_path: Path) -> None:
+    """`harness agents push` end to end: a .tar.gz made by tar, registered as alice's, listed, run and scored;
+    a broken one and a missing path each answer one line and exit 1; `harness agents delete` removes it."""
+    folder = _agent_folder(tmp_path / "cli-agent", "pushed by the CLI")
+    tgz = tmp_path / "cli-agent.tar.gz"
+    subprocess.run(["tar", "-czf", str(tgz), "-C", str(folder), "."], check=True)
+    token = next(t for t, v in TOKENS.items() if v == "alice")
+    pushed = _cli("push", str(tgz), "--name", "cli-agent", token=token, url=live.url)
+    assert pushed.returncode == 0, pushed.stderr
+    rec = json.loads(pushed.stdout)
+    assert rec["id"] == "alice/cli-agent" and f"registered alice/cli-agent version {rec['version']}" in pushed.stderr
+    listed = _cli("list", token=token, url=live.url)
+    assert listed.returncode == 0 and ["alice/cli-agent", rec["version"]] in [ln.split() for ln in listed.stdout.splitlines()]
+
+    alice = live.client("alice")
+    final = _run_and_score(alice, "alice/cli-agent")
+    agent_log = next(f["path"] for f in alice.list_artifacts(final["run_id"]) if f["path"].endswith("logs/agent.log"))
+    assert b"pushed by the CLI" in alice.get_artifact(final["run_id"], agent_log)
+    assert "alice/cli-agent" not in live.client("bob").list_agents()
+
+    (folder / "config.yaml").write_text("command: [unclosed\n")
+    broken = tmp_path / "broken.tar.gz"
+    subprocess.run(["tar", "-czf", str(broken), "-C", str(folder), "."], check=True)
+    for source in (str(broken), str(tmp_path / "no-such-agent")):
+        bad = _cli("push", source, "--name", "cli-broken", token=token, url=live.url)
+        errors = [line for line in bad.stderr.splitlines() if line.startswith("error: ")]
+        assert bad.returncode == 1 and len(errors) == 1 and "Traceback" not in bad.stderr, bad.stderr
+        assert ("config.yaml" in errors[0]) if source == str(broken) else ("no-such-agent" in errors[0])
+    gone = _cli("delete", "cli-agent", token=token, url=live.url)
+    assert gone.returncode == 0 and "deleted alice/cli-agent" in gone.stderr
+    assert "alice/cli-agent" not in alice.list_agents()

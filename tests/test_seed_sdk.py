@@ -6,8 +6,9 @@ the literal `"http://localhost:8000"` becomes the test server's URL, and `Client
 finds it in $HARNESS_URL (its token in $HARNESS_API_TOKEN). They run one after the
 other in one namespace, as in the seed's notebook. The first lite run is waited for and
 its results checked; a run the seed does not wait for is cancelled once its snippet is
-done, to spare the CPUs. `coding-agent` and `aide/dev`, which the seeds name, are
-stand-ins copying the sample submission unless the repository ships them.
+done, to spare the CPUs. `coding-agent` and `aide/dev`, which the seeds name, are the real
+LLM agents; the server reads its provider from a .env file ($HARNESS_ENV_FILE) naming the
+scripted OpenAI-compatible fake (tests/llm_fake.py), as an operator's .env names a real one.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import httpx
 import pytest
 
 from harness import Client
-from harness.registry import BUILTIN_AGENTS, read_competition_set
+from harness.registry import read_competition_set
+from tests.llm_fake import FAKE_KEY, FakeOpenAI
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
@@ -158,22 +160,31 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _stand_in_agents(root: Path) -> Path:
-    """`coding-agent` and `aide` (variants `aide`, `aide/dev`) as copies of the dummy agent."""
-    run_py = (BUILTIN_AGENTS / "dummy" / "run.py").read_text()
-    body = {"command": "python3 run.py", "resources": {"cpus": 1, "memory_gb": 1}, "time_limit_s": 300}
-    (root / "coding-agent").mkdir(parents=True)
-    (root / "coding-agent" / "config.yaml").write_text(json.dumps({**body, "description": "stand-in"}))
-    (root / "coding-agent" / "run.py").write_text(run_py)
-    (root / "aide").mkdir()
-    (root / "aide" / "config.yaml").write_text(json.dumps({"aide": body, "aide/dev": body}))
-    (root / "aide" / "run.py").write_text(run_py)
-    return root
+def _respond(path: str, body: dict[str, Any]) -> Any:
+    """The fake provider's answers. AIDE (the Responses API): every draft copies the sample
+    submission, every review reports it; coding-agent (chat completions): it stops at once."""
+    if not path.endswith("/responses"):
+        return "Nothing to do here."
+    if body.get("tools"):
+        return {"tool": "submit_review", "arguments": {"is_bug": False, "summary": "ran", "lower_is_better": False,
+                                                      "metric": 0.5}}
+    return AIDE_DRAFT
+
+
+AIDE_DRAFT = """Submit the sample submission.
+
+```python
+import shutil
+shutil.copy("./input/sample_submission.csv", "./working/submission.csv")
+print("validation metric: 0.5")
+```
+"""
 
 
 class Live:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, fake: FakeOpenAI) -> None:
         self.url = url
+        self.fake = fake
         self.admin = Client(url, token="seed-user-token-1")
         self.ns: dict[str, Any] = {}
         self.runs: list[str] = []
@@ -208,10 +219,15 @@ def live(ray_local: Any, harness_dirs: dict[str, Path], tmp_path_factory: pytest
     root = tmp_path_factory.mktemp("seed-sdk")
     (root / "tokens.json").write_text(json.dumps(TOKENS))
     port = _free_port()
-    url = start("127.0.0.1", port, store=str(root / "runs"), tokens=str(root / "tokens.json"), max_runs_per_user=20,
-                agents_path=[str(_stand_in_agents(root / "agents"))])
-    yield Live(url)
-    stop()
+    with FakeOpenAI(responder=_respond, model="gpt-4.1-mini") as fake, pytest.MonkeyPatch.context() as mp:
+        # the operator's .env: the server (its replica and run drivers, on a Ray started before) reads the provider there
+        (root / "provider.env").write_text(f"OPENAI_BASE_URL={fake.url}\nOPENAI_API_KEY={FAKE_KEY}\n")
+        mp.setenv("HARNESS_ENV_FILE", str(root / "provider.env"))
+        url = start("127.0.0.1", port, store=str(root / "runs"), tokens=str(root / "tokens.json"), max_runs_per_user=20)
+        try:
+            yield Live(url, fake)
+        finally:
+            stop()
 
 
 @pytest.fixture
@@ -261,9 +277,6 @@ def test_seed_000_demo_and_results(live: Live, seed_env: Path, capsys: pytest.Ca
     assert capsys.readouterr().out.strip() == str(summary["files"])
 
 
-@pytest.mark.skip(reason="KNOWN GAP: the seed runs `coding-agent` and `aide/dev`, which are now the real LLM agents; "
-                  "the live test server is not yet wired to the scripted fake provider (tests/llm_fake.py), so the "
-                  "service answers 400 (no provider). Wire the fake into the server's environment, then drop this skip.")
 def test_seed_000_runs_and_listing(live: Live, seed_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     live.exec(RUN_LOW)
     live.cancel(live.ns["run_id"])
@@ -291,9 +304,6 @@ def test_seed_000_runs_and_listing(live: Live, seed_env: Path, capsys: pytest.Ca
     live.cancel(live.ns["run_id"])
 
 
-@pytest.mark.skip(reason="KNOWN GAP: the seed runs `coding-agent` and `aide/dev`, which are now the real LLM agents; "
-                  "the live test server is not yet wired to the scripted fake provider (tests/llm_fake.py), so the "
-                  "service answers 400 (no provider). Wire the fake into the server's environment, then drop this skip.")
 def test_seed_001_modes_and_reference(live: Live, seed_env: Path) -> None:
     live.exec("from sdk import Client\nclient = Client()")
     live.exec(OPTION_A)
@@ -306,3 +316,7 @@ def test_seed_001_modes_and_reference(live: Live, seed_env: Path) -> None:
     ns = live.ns
     assert ns["result"]["status"] == "completed" and ns["run"]["status"] == "completed"
     assert ns["summary"]["files"] == sorted(f"{c}_metrics.json" for c in read_competition_set("dev"))
+    # AIDE really ran against the provider, through the gateway (which alone holds the key)
+    rows = ns["client"].get_results(ns["run_id"])
+    assert len(rows) == len(read_competition_set("dev")) and (rows["llm_calls"] > 0).all(), rows.to_dict("records")
+    assert live.fake.auth_seen == {f"Bearer {FAKE_KEY}"}

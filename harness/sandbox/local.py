@@ -432,11 +432,17 @@ def _child_pid(status_r: int, timeout: float) -> Optional[int]:
 
 def _wait_for_pivot(pid: int, proc: subprocess.Popen[bytes], timeout: float) -> bool:
     """Wait until the sandbox's root is its final one (bwrap's intermediate root has no /home/logs; the final
-    one has it once everything is mounted, and then bwrap waits on the block fd)."""
+    one has it once everything is mounted, and then bwrap waits on the block fd). Before bwrap's first pivot
+    the child's root is still ours, which may have a /home/logs of its own (a container image's): not it."""
+    own = os.stat("/")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if os.path.isdir(f"/proc/{pid}/root{LOGS}"):
-            return True
+        try:
+            root = os.stat(f"/proc/{pid}/root")
+            if (root.st_dev, root.st_ino) != (own.st_dev, own.st_ino) and os.path.isdir(f"/proc/{pid}/root{LOGS}"):
+                return True
+        except OSError:
+            pass
         if proc.poll() is not None or not os.path.exists(f"/proc/{pid}"):
             return False
         time.sleep(0.0005)
@@ -540,6 +546,13 @@ def _hidden_package_dirs() -> tuple[str, ...]:
     return tuple(out)
 
 
+def bwrap_probe_argv() -> list[str]:
+    """The probe bwrap_usable runs: the attempts' namespaces, /proc and /dev, then (as root) the drop to
+    AGENT_UID, so a host or container where any of that fails runs no attempt in bwrap."""
+    return [str(shutil.which("bwrap") or "bwrap"), "--ro-bind", "/", "/", *_unshare_flags(), "--proc", "/proc",
+            "--dev", "/dev", "--die-with-parent", *_drop_privileges(), "true"]
+
+
 @functools.lru_cache(maxsize=1)
 def bwrap_usable() -> bool:
     exe = shutil.which("bwrap")
@@ -547,8 +560,7 @@ def bwrap_usable() -> bool:
         return False
     if os.getuid() == 0 and not shutil.which("setpriv"):
         return False  # root needs setpriv (util-linux) to drop the agent's privileges
-    probe = subprocess.run([exe, "--ro-bind", "/", "/", *_unshare_flags(), "--die-with-parent", "true"],
-                           capture_output=True, timeout=30)
+    probe = subprocess.run(bwrap_probe_argv(), capture_output=True, timeout=30)
     return probe.returncode == 0
 
 

@@ -365,7 +365,9 @@ def build_app(args: dict[str, Any]) -> Any:
     if tokens:
         tokens = str(Path(tokens).expanduser().resolve())
         load_tokens(tokens)  # a broken tokens file fails the deploy, not the first request
-    options = {"num_cpus": 0}
+    options: dict[str, Any] = {"num_cpus": 0}
+    if os.environ.get("HARNESS_ENV_FILE"):  # LLM agents: the replica and the run drivers it starts read the provider there,
+        options["runtime_env"] = {"env_vars": {"HARNESS_ENV_FILE": os.path.abspath(os.environ["HARNESS_ENV_FILE"])}}  # also on a Ray started earlier
     return HarnessAPI.options(ray_actor_options=options).bind(  # type: ignore[attr-defined]
         store=str(Path(store).expanduser().resolve()), tokens=tokens,
         max_runs_per_user=int(args.get("max_runs_per_user") or os.environ.get("HARNESS_MAX_RUNS_PER_USER")

@@ -10,6 +10,7 @@ $HARNESS_API_TOKENS_JSON. Then it is `harness serve --host 0.0.0.0 --port 8000 -
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,18 +19,20 @@ from pathlib import Path
 from harness.serve.auth import TOKENS_ENV
 
 MOUNTED_TOKENS = Path("/app/tokens.json")
-DOCKER_RUN_FLAGS = ("--cap-add SYS_ADMIN --security-opt seccomp=unconfined --security-opt apparmor=unconfined "
-                    "--security-opt systempaths=unconfined")
+DOCKER_RUN_FLAGS = ("--cap-add SYS_ADMIN --cap-add NET_ADMIN --security-opt seccomp=unconfined "
+                    "--security-opt apparmor=unconfined --security-opt systempaths=unconfined")
 
 
 def bwrap_refusal() -> str | None:
-    """Why bubblewrap cannot sandbox attempts in this container, or None when it can."""
-    try:
-        probe = subprocess.run(["bwrap", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
-                                "--unshare-all", "--die-with-parent", "true"],
-                               capture_output=True, text=True, timeout=30)
-    except FileNotFoundError:
+    """Why bubblewrap cannot sandbox attempts in this container, or None when it can. The probe is the
+    local sandbox's own (the attempts' namespaces, then setpriv to the agent's uid), not a laxer one."""
+    from harness.sandbox.local import bwrap_probe_argv
+
+    if not shutil.which("bwrap"):
         return "bubblewrap is not installed in this image (Dockerfile.server installs it)"
+    if os.getuid() == 0 and not shutil.which("setpriv"):
+        return "setpriv (util-linux) is not installed in this image: the sandbox needs it to drop agents to their uid"
+    probe = subprocess.run(bwrap_probe_argv(), capture_output=True, text=True, timeout=30)
     if probe.returncode == 0:
         return None
     return (f"bubblewrap cannot create its namespaces in this container ({probe.stderr.strip() or probe.returncode}); "
