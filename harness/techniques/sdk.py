@@ -23,7 +23,6 @@ from harness.spec import CheckResult, Resources, Settings
 
 M = TypeVar("M", bound=BaseModel)
 
-MANIFEST = "task.json"
 TRUTH = "truth.json"
 #: the largest file of the agent's that is passed to a grader (bytes)
 MAX_OUTPUT_BYTES = 20 * 1024 * 1024
@@ -161,31 +160,7 @@ def competition_task_type(kind: str) -> Optional[str]:
 
 
 # ====================================================================== what the agent is given
-
-
-class Manifest(BaseModel):
-    """public/task.json: what the agent needs to know to start."""
-
-    task: str
-    kind: str
-    source: str
-    outputs: list[str]
-    schema_file: Optional[str] = None
-    target: Optional[str] = None
-    id_column: Optional[str] = None
-    files: dict[str, str] = {}
-    level: str = "easy"  # technique tasks: easy | medium | hard
-    notes: str = ""  # level-specific instructions (`$level_notes` in instructions.md)
-
-
-def write_manifest(public: Path, manifest: Manifest, model: Optional[Type[BaseModel]] = None) -> None:
-    if model is not None and manifest.schema_file:
-        (public / manifest.schema_file).write_text(json.dumps(model.model_json_schema(), indent=1))
-    (public / MANIFEST).write_text(manifest.model_dump_json(indent=1))
-
-
-def read_manifest(public: Path) -> Manifest:
-    return Manifest.model_validate_json((public / MANIFEST).read_text())
+# (the public manifest is harness.task_manifest's, re-exported by harness.techniques)
 
 
 def write_truth(private: Path, truth: dict[str, Any]) -> None:
