@@ -502,7 +502,6 @@ def _log_tail(path: Path, n: int) -> str:
         return ""
 
 
-@functools.lru_cache(maxsize=1)
 def _traversable_parents(*targets: str) -> list[str]:
     """bwrap arguments that make every missing parent directory of the mount points `targets`
     (absolute paths inside the sandbox) mode 0755, shallowest first. bwrap makes them 0700 when root
@@ -513,6 +512,7 @@ def _traversable_parents(*targets: str) -> list[str]:
     return [arg for d in sorted(parents, key=lambda x: (x.count("/"), x)) for arg in ("--perms", "0755", "--dir", d)]
 
 
+@functools.lru_cache(maxsize=1)
 def _python_roots() -> tuple[str, ...]:
     """The interpreter's install trees, read-only inside: a venv, its base interpreter's prefix
     (sys.base_prefix) and every site-packages the venv reads (the base's too in a
