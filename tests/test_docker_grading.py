@@ -53,8 +53,8 @@ def test_the_grader_runs_the_agents_script_in_the_backend_it_is_given(settings: 
 
 
 @pytest.mark.slow
-def test_a_docker_runs_engineering_grade_runs_in_docker(ray_local, store: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_docker_runs_engineering_grader_runs_the_script_in_docker(ray_local, store: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import harness
 
     agent = tmp_path / "agents" / "gradeprobe"
