@@ -19,7 +19,7 @@ from rich.table import Table
 
 from harness.data import ensure_prepared, prepared_data
 from harness.errors import RunError
-from harness.images import ImageBuildError, agent_dockerfile, agent_image, docker_client, ensure_base_image
+from harness.sandbox.docker.images import ImageBuildError, agent_dockerfile, agent_image, docker_client, ensure_base_image
 from harness.registry import list_splits, load_registry, read_competition_set
 from harness.cli_common import USER_ERRORS, console, fail, out
 from harness.cli_details import print_score_details

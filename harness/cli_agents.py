@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from harness.client import Client, HarnessAPIError
-from harness.images import ImageBuildError
+from harness.sandbox.docker.images import ImageBuildError
 from harness.sandbox.base import SandboxUnavailable
 from harness.server_image import build_server_image
 

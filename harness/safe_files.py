@@ -160,6 +160,25 @@ class CopyReport:
             self.refused[name] = why
 
 
+def walk_regular_files(root: Path) -> Iterator[tuple[str, Path, int]]:
+    """(path relative to `root` with `/` separators, full path, size in bytes) of every regular
+    file beneath the directory `root` (which the caller trusts), sorted, never following or listing
+    symlinks, skipping the store's temporary files (`.<name>.tmp`). For listings of a run directory;
+    FIFOs, devices and sockets are left out, and reading a listed file must still check it."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(dirpath, d)))
+        for name in sorted(filenames):
+            full = Path(dirpath) / name
+            if name.startswith(".") and name.endswith(".tmp"):
+                continue
+            try:
+                st = os.lstat(full)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                yield full.relative_to(root).as_posix(), full, st.st_size
+
+
 def walk_beneath(root: Root, max_files: int, max_bytes: int, report: CopyReport,
                  skip: frozenset[str] = frozenset()) -> Iterator[tuple[str, int, int]]:
     """Every regular single-link file beneath `root`, as (relative name, open fd, size in bytes),

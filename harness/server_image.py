@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from harness.images import LABEL, ImageBuildError, docker_client, image_exists
+from harness.sandbox.docker.images import LABEL, ImageBuildError, docker_client, image_exists
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 SERVER_REPO = "harness-server"
@@ -59,7 +59,7 @@ def server_image_tag(base_id: str) -> str:
 
 def build_server_image(log: Log = print, force: bool = False) -> str:
     """Build the server image unless the same sources are built already; returns its tag.
-    Raises ImageBuildError (from harness.images) naming the step that failed."""
+    Raises ImageBuildError (from harness.sandbox.docker.images) naming the step that failed."""
     client = docker_client()
     if not image_exists(client, BASE_TAG):
         raise ImageBuildError(f"the base image {BASE_TAG} is not built here: run `harness images build --base-only` first")

@@ -9,7 +9,7 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer
 
 from harness.llm.models import LLMAccess, LLMLimits, LLMUsage  # LLM agents (issue 13)
 
@@ -252,8 +252,10 @@ class AttemptOutcome(Frozen):
     hints: Optional[str] = None  # JSON list of the hints the attempt's instructions got
 
 
-class GradeReport(Frozen):
-    """mlebench's per-competition report, plus why a submission was invalid."""
+class MedalReport(BaseModel):
+    """What a grade says about one submission in mlebench's terms: its score, the leaderboard's
+    thresholds and medals, whether it was valid (and why not). Shared, in this order, by
+    `GradeReport` (what a grader returns) and `CompetitionReport` (grading_report.json)."""
 
     competition_id: str
     score: Optional[float] = None
@@ -270,6 +272,11 @@ class GradeReport(Frozen):
     valid_submission: bool = False
     is_lower_better: Optional[bool] = None
     invalid_reason: Optional[str] = None
+
+
+class GradeReport(Frozen, MedalReport):
+    """mlebench's per-competition report, plus why a submission was invalid."""
+
     created_at: dt.datetime = Field(default_factory=utcnow)
     submission_path: str = ""
     grade_seconds: float = 0.0
@@ -381,28 +388,21 @@ class TechniqueSummary(BaseModel):
     score_sem: Optional[float] = None
 
 
-class CompetitionReport(BaseModel):
+class CompetitionReport(MedalReport):
     """One attempt in mlebench's grading report format."""
 
-    competition_id: str
     attempt_id: str
     seed: int
-    score: Optional[float] = None
-    gold_threshold: Optional[float] = None
-    silver_threshold: Optional[float] = None
-    bronze_threshold: Optional[float] = None
-    median_threshold: Optional[float] = None
-    any_medal: bool = False
-    gold_medal: bool = False
-    silver_medal: bool = False
-    bronze_medal: bool = False
-    above_median: bool = False
-    submission_exists: bool = False
-    valid_submission: bool = False
-    is_lower_better: Optional[bool] = None
-    invalid_reason: Optional[str] = None
     created_at: str = ""
     submission_path: str = ""
+
+    @model_serializer(mode="wrap")
+    def _keys_in_report_order(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """grading_report.json names the attempt right after the competition, as it always did
+        (the shared fields come first in the model)."""
+        out = handler(self)
+        head = [k for k in ("competition_id", "attempt_id", "seed") if k in out]
+        return {**{k: out[k] for k in head}, **{k: v for k, v in out.items() if k not in head}}
 
 
 class GradingReport(BaseModel):

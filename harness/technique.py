@@ -7,7 +7,7 @@ data, and grade what the agent wrote.
   model given to the agent as JSON Schema). One attempt per (task, competition).
 - An *engineering task* (ml-spec, eda-notebook, ...) brings its own generated
   inputs and is graded by running what the agent wrote (scripts and notebooks
-  in the local sandbox, with a time limit). One attempt per task.
+  in the attempt's sandbox backend, with a time limit). One attempt per task.
 
 Both live in `technique_tasks/<name>/` (task.py + instructions.md) and run as
 `task_kind="technique"` attempts, `technique=<name>`.
@@ -346,7 +346,7 @@ class TechniqueTask(TaskKindBackend):
         t0 = time.monotonic()
         name, source = attempt.technique or "", _source_of(attempt)
         done = ensure_task_prepared(name, source, settings, attempt.lite, attempt.technique_level or "easy")
-        g = grade_outputs(name, done.public, done.private, outputs, settings.work_dir / "grading")
+        g = grade_outputs(name, done.public, done.private, outputs, settings.work_dir / "grading", sandbox=attempt.sandbox)
         return GradeReport(
             competition_id=attempt.competition_id, score=g.score, submission_exists=bool(outputs),
             valid_submission=g.invalid_reason is None, invalid_reason=g.invalid_reason, is_lower_better=False,
@@ -355,14 +355,16 @@ class TechniqueTask(TaskKindBackend):
         )
 
 
-def grade_outputs(name: str, public: Path, private: Path, outputs: dict[str, bytes], scratch: Path) -> Any:
+def grade_outputs(name: str, public: Path, private: Path, outputs: dict[str, bytes], scratch: Path,
+                  sandbox: str = "local") -> Any:
     """Grade an agent's files (name -> bytes) for one prepared task; returns the task's Grade
-    (checks, score in [0, 1], invalid_reason). Tests call this directly on files."""
+    (checks, score in [0, 1], invalid_reason). Code of the agent's that the grader runs runs in
+    the backend named `sandbox` (the attempt's: `local` or `docker`). Tests call this directly on files."""
     task = load_task(name)
     workdir = scratch / uuid.uuid4().hex[:12]
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        return task.grade(GradeContext(public=public, private=private, outputs=outputs, workdir=workdir))
+        return task.grade(GradeContext(public=public, private=private, outputs=outputs, workdir=workdir, sandbox=sandbox))
     except InvalidOutput as e:  # nothing could be checked: one zero check saying why
         return invalid(str(e))
     finally:

@@ -21,7 +21,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
+from pydantic import ValidationError
+
 from harness.grading import InvalidSubmissionError, check_submission_format, read_sample, read_submission
+from harness.task_manifest import MANIFEST, read_manifest
 
 if TYPE_CHECKING:
     from harness.spec import AttemptSpec, CompetitionConfig, Settings
@@ -82,22 +85,35 @@ def validate(submission: Path, sample: Path, extra_columns: bool = False) -> str
 
 
 def validate_technique(data: Path, sub_dir: Path) -> str | None:
-    """None when every output named in task.json exists (and the JSON one fits its schema), else why not."""
+    """None when every output named in the task's manifest (`data`/task.json, read with the host's
+    own `Manifest` model, harness.task_manifest) exists in `sub_dir` (and the JSON one fits its
+    schema), else why not. Where jsonschema is not installed (the docker base image gives agents
+    none) the JSON output is only parsed, and a note on stderr says the schema was not checked."""
     import json
 
-    import jsonschema
-
-    manifest = json.loads((data / "task.json").read_text())
-    for name in manifest["outputs"]:
+    try:
+        manifest = read_manifest(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        return f"{data / MANIFEST} is not a task manifest: {'.'.join(map(str, err['loc'])) or '(top level)'}: {err['msg']}"
+    except OSError as e:
+        return f"{data / MANIFEST} is not readable: {e.strerror}"
+    for name in manifest.outputs:
         if not (sub_dir / name).is_file():
             return f"no {name} in {sub_dir}"
-    if manifest.get("schema_file"):
-        name = manifest["outputs"][0]
+    if manifest.schema_file and manifest.outputs:
+        name = manifest.outputs[0]
         try:
             doc = json.loads((sub_dir / name).read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             return f"{name} is not valid JSON: {e}"
-        schema = json.loads((data / manifest["schema_file"]).read_text())
+        try:
+            import jsonschema
+        except ImportError:
+            print(f"note: {name}'s JSON Schema ({manifest.schema_file}) was not checked: jsonschema is not installed here",
+                  file=sys.stderr)
+            return None
+        schema = json.loads((data / manifest.schema_file).read_text())
         err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(doc))
         if err is not None:
             where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
@@ -108,7 +124,7 @@ def validate_technique(data: Path, sub_dir: Path) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     data = Path(os.environ.get("DATA_DIR", "/home/data"))
     sub_dir = Path(os.environ.get("SUBMISSION_DIR", "/home/submission"))
-    if os.environ.get("HARNESS_TASK_KIND") == "technique" and (data / "task.json").is_file():
+    if os.environ.get("HARNESS_TASK_KIND") == "technique" and (data / MANIFEST).is_file():
         reason = validate_technique(data, sub_dir)
         print("Submission is valid." if reason is None else f"Submission is invalid: {reason}")
         return 0 if reason is None else 1

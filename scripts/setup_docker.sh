@@ -20,7 +20,7 @@ else
   echo "setup_docker: docker.io and debootstrap are installed"
 fi
 
-engine_up() { python3 -c "from harness.images import docker_client; docker_client()" >/dev/null 2>&1; }
+engine_up() { python3 -c "from harness.sandbox.docker.images import docker_client; docker_client()" >/dev/null 2>&1; }
 
 if engine_up; then
   echo "setup_docker: a Docker engine answers"

@@ -227,7 +227,7 @@ def test_hostile_tarballs_get_their_reason(live: Live, tmp_path: Path) -> None:
 
 
 def _docker_ready() -> None:
-    from harness.images import base_image_tag, docker_client, engine_unavailable, image_exists
+    from harness.sandbox.docker.images import base_image_tag, docker_client, engine_unavailable, image_exists
 
     why = engine_unavailable()
     if why is None and not image_exists(docker_client(), base_image_tag()):

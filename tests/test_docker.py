@@ -34,7 +34,7 @@ def docker_engine():  # noqa: ANN201
         if os.environ.get("HARNESS_REQUIRE_DOCKER") == "1":
             pytest.fail(f"docker is required here but unavailable: {why}")
         pytest.skip(why)
-    from harness.images import docker_client
+    from harness.sandbox.docker.images import docker_client
 
     client = docker_client()
     yield client
@@ -61,7 +61,7 @@ def sandbox():  # noqa: ANN201
 
 
 def test_agent_image_is_built_once_and_sealed(tmp_path: Path, docker_engine) -> None:  # type: ignore[no-untyped-def]
-    from harness.images import agent_image, base_image_tag
+    from harness.sandbox.docker.images import agent_image, base_image_tag
 
     job = make_job(tmp_path, "imaged")
     result = sandbox().run(job)
@@ -88,7 +88,7 @@ def test_a_failing_image_build_is_an_infra_error_with_the_step_output(tmp_path: 
 
 
 def test_the_container_gets_the_agents_limits_and_no_network(tmp_path: Path) -> None:
-    from harness.images import base_image_tag
+    from harness.sandbox.docker.images import base_image_tag
 
     job = make_job(tmp_path, "probe", resources=Resources(cpus=1.5, memory_gb=0.5, pids=64, shm_gb=0.25))
     sandbox().attempt_init(job)

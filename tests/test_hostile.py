@@ -311,7 +311,7 @@ def test_a_container_dies_on_time_without_its_driver(tmp_path: Path) -> None:
         if os.environ.get("HARNESS_REQUIRE_DOCKER") == "1":
             pytest.fail(f"docker is required here: {docker_unavailable()}")
         pytest.skip("no docker")
-    from harness.images import docker_client
+    from harness.sandbox.docker.images import docker_client
     from harness.sandbox.docker import _SELF_KILL_S, collect_leftovers
 
     client = docker_client()

@@ -51,7 +51,7 @@ def no_container_left_behind():  # noqa: ANN201
     yield
     if docker_unavailable():
         return
-    from harness.images import docker_client
+    from harness.sandbox.docker.images import docker_client
 
     mine = docker_client().containers.list(all=True, filters={"label": f"harness.creator={socket.gethostname()}:{os.getpid()}"})
     assert mine == [], f"containers left behind: {[c.name for c in mine]}"

@@ -28,7 +28,7 @@ BWRAP_FLAGS = ["--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--security-o
 
 
 def _docker() -> Any:
-    from harness.images import docker_client, engine_unavailable, image_exists
+    from harness.sandbox.docker.images import docker_client, engine_unavailable, image_exists
 
     why = engine_unavailable()
     if why is None and not image_exists(docker_client(), "harness-base:latest"):

@@ -7,7 +7,9 @@ puts the baseline well above the dummy."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -107,6 +109,46 @@ def test_validator_checks_the_schema_without_scoring(settings: Settings, tmp_pat
     mod = T.load_task("scaling")
     (tmp_path / "scaling_analysis.json").write_bytes(mod.wrong_outputs(d.public, d.private)["scaling_analysis.json"])
     assert validate_technique(d.public, tmp_path) is None  # valid format, even though its answers are wrong
+
+
+@pytest.mark.parametrize("backend", ["local", "docker"])
+def test_the_validator_in_the_sandbox_reads_the_manifest_with_the_hosts_model(backend: str, settings: Settings,
+                                                                              tmp_path: Path) -> None:
+    """Inside either sandbox (task folders hidden; the docker base image has only what agents get),
+    `python3 -m harness.validate` reads task.json with harness.techniques' `Manifest`: the missing
+    output, then a well-formed one, then a manifest the model refuses (one line naming the field)."""
+    from harness.sandbox.backends import get_sandbox
+    from harness.sandbox.base import SandboxJob
+    from harness.spec import Resources
+    from tests.test_sandbox import docker_unavailable
+
+    if backend == "docker" and docker_unavailable():
+        if os.environ.get("HARNESS_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"docker is required here but unavailable: {docker_unavailable()}")
+        pytest.skip(str(docker_unavailable()))
+
+    d = prepared("scaling", settings)
+    agent = tmp_path / "agent"
+    agent.mkdir()
+    (agent / "out.json").write_bytes(T.load_task("scaling").wrong_outputs(d.public, d.private)["scaling_analysis.json"])
+    bad = tmp_path / "bad"
+    shutil.copytree(d.public, bad)
+    (bad / "task.json").write_text(json.dumps({**json.loads((d.public / "task.json").read_text()), "outputs": "x.json"}))
+
+    def validate_in_sandbox(data: Path, script: str) -> str:
+        job = SandboxJob(run_id="t", attempt_id=f"validate-{data.name}", command=["/bin/sh", "-c", script], agent_dir=agent,
+                         data_dir=data, attempt_dir=tmp_path / f"attempt-{data.name}", env={"HARNESS_TASK_KIND": "technique"},
+                         resources=Resources(cpus=1, memory_gb=2), time_limit_s=120)
+        get_sandbox(backend).run(job)
+        # where jsonschema is not installed (the docker base image) the validator notes the unchecked schema
+        return "".join(ln for ln in job.log_path.read_text().splitlines(keepends=True) if not ln.startswith("note: "))
+
+    log = validate_in_sandbox(d.public, 'python3 -m harness.validate; echo "exit $?"; cp out.json "$SUBMISSION_DIR/scaling_analysis.json"; '
+                                        'python3 -m harness.validate; echo "exit $?"')
+    assert "Submission is invalid: no scaling_analysis.json in /home/submission\nexit 1\nSubmission is valid.\nexit 0" in log, log
+    log = validate_in_sandbox(bad, 'python3 -m harness.validate; echo "exit $?"')
+    assert "Submission is invalid: /home/data/task.json is not a task manifest: outputs: Input should be a valid array" in log and "exit 1" in log, log
+    assert "Traceback" not in log
 
 
 def test_selection_and_planning(settings: Settings) -> None:

@@ -20,6 +20,7 @@ import select
 import shlex
 import shutil
 import signal
+import site
 import subprocess
 import sys
 import tempfile
@@ -140,13 +141,7 @@ class LocalSandbox(Sandbox):
                 a += ["--symlink", os.readlink(t), str(t)]
             elif t.is_dir():
                 a += ["--ro-bind", str(t), str(t)]
-        # bwrap makes the missing parents of a mount point 0700 when root runs it: make them 0755 first,
-        # so the agent's uid can reach the Python, /etc and harness mounted beneath them
-        parents = {"/etc", "/opt", SANDBOX_HARNESS}
-        for p in _python_roots():
-            parents.update(str(q) for q in Path(p).parents if str(q) != "/")
-        for d in sorted(parents, key=lambda x: (x.count("/"), x)):
-            a += ["--perms", "0755", "--dir", d]
+        a += _traversable_parents("/etc/passwd", f"{SANDBOX_HARNESS}/harness")
         for name in ETC_FILES:
             a += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         if job.network:
@@ -161,8 +156,8 @@ class LocalSandbox(Sandbox):
               "--perms", "0755", "--size", disk, "--tmpfs", "/home"]
         for d in (SUBMISSION, CODE, LOGS):
             a += ["--perms", "0777", "--dir", d]
-        for p in _python_roots():
-            a += ["--ro-bind", p, p]
+        for p in _python_roots():  # after the tmpfs mounts: a venv under /tmp or /home needs its parents made there
+            a += _traversable_parents(p) + ["--ro-bind", p, p]
         a += ["--ro-bind", str(HARNESS_PKG), f"{SANDBOX_HARNESS}/harness"]
         for sub in HIDDEN_HARNESS_DIRS:
             a += ["--tmpfs", f"{SANDBOX_HARNESS}/harness/{sub}"]
@@ -177,10 +172,7 @@ class LocalSandbox(Sandbox):
         if validator.is_file():
             a += ["--ro-bind", str(validator), VALIDATE]
         for b in job.binds:
-            # bwrap makes missing parents root-only; the unprivileged agent must be able to traverse them
-            bind_parents = [str(q) for q in reversed(PurePosixPath(b.target).parents) if str(q) != "/"]
-            a += [arg for q in bind_parents for arg in ("--perms", "0755", "--dir", q)]
-            a += ["--ro-bind" if b.read_only else "--bind", str(b.source), b.target]
+            a += _traversable_parents(b.target) + ["--ro-bind" if b.read_only else "--bind", str(b.source), b.target]
         a += ["--chdir", AGENT, "--hostname", "sandbox", "--"]
         return a
 
@@ -516,12 +508,24 @@ def _log_tail(path: Path, n: int) -> str:
         return ""
 
 
+def _traversable_parents(*targets: str) -> list[str]:
+    """bwrap arguments that make every missing parent directory of the mount points `targets`
+    (absolute paths inside the sandbox) mode 0755, shallowest first. bwrap makes them 0700 when root
+    runs it, and the agent's uid (AGENT_UID) could then not reach what is mounted beneath. Must come
+    after any tmpfs mounted above the targets (such a tmpfs hides directories made before it);
+    parents that exist already are left as they are."""
+    parents = {str(q) for t in targets for q in PurePosixPath(t).parents if str(q) != "/"}
+    return [arg for d in sorted(parents, key=lambda x: (x.count("/"), x)) for arg in ("--perms", "0755", "--dir", d)]
+
+
 @functools.lru_cache(maxsize=1)
 def _python_roots() -> tuple[str, ...]:
-    """The interpreter's install trees (a venv and its base), read-only inside."""
+    """The interpreter's install trees, read-only inside: a venv, its base interpreter's prefix
+    (sys.base_prefix) and every site-packages the venv reads (the base's too in a
+    `--system-site-packages` venv), as real paths, outermost only."""
     roots = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
     roots.add(os.path.realpath(os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))))
-    for p in sys.path:
+    for p in [*sys.path, *site.getsitepackages()]:
         if "site-packages" in p or "dist-packages" in p:
             rp = os.path.realpath(p)
             if os.path.isdir(rp) and not any(rp.startswith(r + os.sep) for r in roots):

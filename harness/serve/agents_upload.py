@@ -408,7 +408,7 @@ def _git_checkout(url: str, ref: Optional[str], dest: Path, allow_local: bool) -
 def _build_image(folder: Path, log_path: Path, home: Path) -> dict[str, Any]:
     """Build the folder's docker image when it has a Dockerfile; the log goes to `log_path`.
     Returns the meta fields to set; AgentRejected with the log when the build fails."""
-    from harness.images import ImageBuildError, agent_dockerfile, agent_image
+    from harness.sandbox.docker.images import ImageBuildError, agent_dockerfile, agent_image
     from harness.sandbox.base import SandboxUnavailable
 
     if agent_dockerfile(folder) is None:

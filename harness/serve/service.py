@@ -15,11 +15,12 @@ import tempfile
 import threading
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import pandas as pd
 
 from harness.registry import Registry, RegistryError, list_splits, load_registry, read_competition_set
+from harness.safe_files import walk_regular_files
 from harness.spec import RunSpec, RunState, Settings, utcnow
 from harness.store import ATTEMPTS_SCHEMA, RunStore, list_runs
 from harness.serve.auth import TokenTable
@@ -170,7 +171,7 @@ class RunService:
 
     def list_artifacts(self, run_id: str, user: str) -> list[ArtifactEntry]:
         rs, _ = self.state_for(run_id, user)
-        return [ArtifactEntry(path=rel, size=size) for rel, _, size in _walk_files(rs.dir)]
+        return [ArtifactEntry(path=rel, size=size) for rel, _, size in walk_regular_files(rs.dir)]
 
     def artifact_path(self, run_id: str, user: str, path: str) -> Path:
         """The file `path` (relative to the run directory) names, refusing anything that
@@ -201,7 +202,7 @@ class RunService:
         os.close(fd)
         try:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=3) as zf:
-                for rel, full, _ in _walk_files(rs.dir):
+                for rel, full, _ in walk_regular_files(rs.dir):
                     zf.write(full, arcname=f"{run_id}/{rel}")
         except BaseException:
             os.unlink(tmp)
@@ -417,23 +418,6 @@ def _task_selection(req: RunRequest, kinds: dict[str, str]) -> tuple[Any, list[s
     else:
         technique = named
     return technique, engineering
-
-
-def _walk_files(root: Path) -> Iterator[tuple[str, Path, int]]:
-    """(path relative to root, full path, bytes) of every regular file under root, sorted,
-    never following or listing symlinks, skipping the store's temporary files."""
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(dirpath, d)))
-        for name in sorted(filenames):
-            full = Path(dirpath) / name
-            if name.startswith(".") and name.endswith(".tmp"):
-                continue
-            try:
-                st = os.lstat(full)
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode):
-                yield full.relative_to(root).as_posix(), full, st.st_size
 
 
 def _actor(run_id: str) -> Any:

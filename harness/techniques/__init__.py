@@ -5,15 +5,14 @@ grades, `InvalidOutput`, and running the agent's scripts and notebooks in a sand
 Task folders import only this package, never the runner in `harness.technique`.
 """
 
+from harness.task_manifest import MANIFEST, Manifest, read_manifest, write_manifest
 from harness.techniques.sdk import (
     Checks,
     Execution,
     Grade,
     GradeContext,
     InvalidOutput,
-    MANIFEST,
     MAX_OUTPUT_BYTES,
-    Manifest,
     NOTEBOOK_RUNNER,
     NotebookRun,
     PrepareContext,
@@ -31,11 +30,9 @@ from harness.techniques.sdk import (
     load_source,
     new_notebook,
     notebook_facts,
-    read_manifest,
     read_truth,
     run_sandboxed,
     synthetic_source,
-    write_manifest,
     write_truth,
 )
 

@@ -1,6 +1,6 @@
 """What technique and engineering tasks share: the source data, the public task
 manifest, checks and grades, parsing the agent's JSON, and running the agent's
-scripts and notebooks in the local sandbox with a time limit."""
+scripts and notebooks in the attempt's sandbox backend with a time limit."""
 
 from __future__ import annotations
 
@@ -17,13 +17,12 @@ from pydantic import BaseModel, ValidationError
 
 from harness.data import ensure_prepared
 from harness.registry import registry_for
+from harness.sandbox.backends import get_sandbox
 from harness.sandbox.base import SandboxJob
-from harness.sandbox.local import LocalSandbox
 from harness.spec import CheckResult, Resources, Settings
 
 M = TypeVar("M", bound=BaseModel)
 
-MANIFEST = "task.json"
 TRUTH = "truth.json"
 #: the largest file of the agent's that is passed to a grader (bytes)
 MAX_OUTPUT_BYTES = 20 * 1024 * 1024
@@ -161,31 +160,7 @@ def competition_task_type(kind: str) -> Optional[str]:
 
 
 # ====================================================================== what the agent is given
-
-
-class Manifest(BaseModel):
-    """public/task.json: what the agent needs to know to start."""
-
-    task: str
-    kind: str
-    source: str
-    outputs: list[str]
-    schema_file: Optional[str] = None
-    target: Optional[str] = None
-    id_column: Optional[str] = None
-    files: dict[str, str] = {}
-    level: str = "easy"  # technique tasks: easy | medium | hard
-    notes: str = ""  # level-specific instructions (`$level_notes` in instructions.md)
-
-
-def write_manifest(public: Path, manifest: Manifest, model: Optional[Type[BaseModel]] = None) -> None:
-    if model is not None and manifest.schema_file:
-        (public / manifest.schema_file).write_text(json.dumps(model.model_json_schema(), indent=1))
-    (public / MANIFEST).write_text(manifest.model_dump_json(indent=1))
-
-
-def read_manifest(public: Path) -> Manifest:
-    return Manifest.model_validate_json((public / MANIFEST).read_text())
+# (the public manifest is harness.task_manifest's, re-exported by harness.techniques)
 
 
 def write_truth(private: Path, truth: dict[str, Any]) -> None:
@@ -302,10 +277,14 @@ class Execution:
 
 
 def run_sandboxed(workdir: Path, code_files: dict[str, bytes], data_dir: Path, command: list[str],
-                  time_limit_s: float, env: Optional[dict[str, str]] = None, memory_gb: float = 3.0) -> Execution:
-    """Run `command` in the local sandbox (bubblewrap when available) the way the
-    agent's own attempt ran: `code_files` in /home/code (the working directory),
-    `data_dir` read-only at /home/data, outputs collected from /home/submission."""
+                  time_limit_s: float, env: Optional[dict[str, str]] = None, memory_gb: float = 3.0,
+                  *, sandbox: str) -> Execution:
+    """Run `command` the way the agent's own attempt ran: in the backend named `sandbox`
+    (`local`: bubblewrap when available; `docker`: a container of the base image; pass
+    `GradeContext.sandbox`, required so that no grader forgets it), with `code_files`
+    (name -> bytes) in /home/code (the working directory), `data_dir` read-only at
+    /home/data, at most `time_limit_s` seconds and `memory_gb` GB; what the code wrote to
+    /home/submission is in `Execution.out_dir`."""
     workdir.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=workdir))
     attempt = run_dir / "attempt"
@@ -320,7 +299,11 @@ def run_sandboxed(workdir: Path, code_files: dict[str, bytes], data_dir: Path, c
     job = SandboxJob(run_id="grading", attempt_id=run_dir.name, command=["/bin/sh", "enter.sh", *command],
                      agent_dir=agent, data_dir=data_dir, attempt_dir=attempt, env=env or {},
                      resources=Resources(cpus=1, memory_gb=memory_gb), time_limit_s=time_limit_s)
-    result = LocalSandbox().run(job)
+    backend = get_sandbox(sandbox)
+    try:
+        result = backend.run(job)
+    finally:
+        backend.attempt_cleanup(job)
     log = (attempt / "logs" / "agent.log").read_text(errors="replace") if (attempt / "logs" / "agent.log").is_file() else ""
     return Execution(status=result.status, exit_code=result.exit_code, log=log, out_dir=attempt / "submission",
                      seconds=result.agent_seconds)
@@ -356,8 +339,9 @@ class NotebookRun:
 
 
 def execute_notebook(workdir: Path, files: dict[str, bytes], notebook: str, data_dir: Path,
-                     time_limit_s: float = 300.0, cell_timeout_s: float = 120.0) -> NotebookRun:
-    """Execute the agent's notebook with nbclient in the sandbox; never raises for what the notebook does."""
+                     time_limit_s: float = 300.0, cell_timeout_s: float = 120.0, *, sandbox: str) -> NotebookRun:
+    """Execute the agent's notebook with nbclient in the backend named `sandbox` (see `run_sandboxed`);
+    never raises for what the notebook does."""
     import nbformat
 
     try:
@@ -368,7 +352,7 @@ def execute_notebook(workdir: Path, files: dict[str, bytes], notebook: str, data
     code["_harness_run_notebook.py"] = NOTEBOOK_RUNNER.encode()
     ex = run_sandboxed(workdir, code, data_dir,
                        ["python3", "_harness_run_notebook.py", notebook, "/home/submission/executed.ipynb", str(cell_timeout_s)],
-                       time_limit_s)
+                       time_limit_s, sandbox=sandbox)
     status_file = ex.out_dir / "executed.ipynb.status.json"
     if not status_file.is_file():
         return NotebookRun(None, ex.reason(f"executing {notebook}"), ex.out_dir)
@@ -444,3 +428,4 @@ class GradeContext:
     private: Path
     outputs: dict[str, bytes]
     workdir: Path
+    sandbox: str = "local"  # the attempt's backend (local | docker): pass it to run_sandboxed / execute_notebook

@@ -10,12 +10,15 @@ Previews read at most a capped number of bytes.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
+
+from harness.safe_files import walk_regular_files
 
 #: the most a page shows of one file inline, in bytes; the download link serves it whole
 PREVIEW_BYTES = 256 * 1024
@@ -167,22 +170,8 @@ def list_files(root: Path, under: str) -> list[FileEntry]:
         base = base / part
         if base.is_symlink() or not base.is_dir():
             return []
-    out: list[FileEntry] = []
-    for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(dirpath, d)))
-        for name in sorted(filenames):
-            full = Path(dirpath) / name
-            if name.startswith(".") and name.endswith(".tmp"):
-                continue
-            try:
-                st = os.lstat(full)
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode):
-                out.append(FileEntry(full.relative_to(root).as_posix(), st.st_size))
-                if len(out) >= MAX_LISTED:
-                    return out
-    return out
+    prefix = "".join(f"{part}/" for part in parts)
+    return [FileEntry(prefix + rel, size) for rel, _, size in itertools.islice(walk_regular_files(base), MAX_LISTED)]
 
 
 def decode_text(data: bytes) -> str:

@@ -77,7 +77,7 @@ def grade(ctx: GradeContext) -> Grade:
     if "baseline.py" not in ctx.outputs:
         return invalid("no baseline.py in /home/submission")
     ex = run_sandboxed(ctx.workdir, {"baseline.py": ctx.outputs["baseline.py"]}, ctx.public, ["python3", "baseline.py"],
-                       time_limit_s=300, env={"OUTPUT_DIR": "/home/submission"})
+                       time_limit_s=300, env={"OUTPUT_DIR": "/home/submission"}, sandbox=ctx.sandbox)
     if not ex.ok:
         return invalid(ex.reason("python baseline.py"))
     src = ctx.outputs["baseline.py"].decode(errors="replace")

@@ -58,7 +58,7 @@ def grade(ctx: GradeContext) -> Grade:
     t = read_truth(ctx.private)
     if OUTPUT not in ctx.outputs:
         return invalid(f"no {OUTPUT} in /home/submission")
-    run = execute_notebook(ctx.workdir, {OUTPUT: ctx.outputs[OUTPUT]}, OUTPUT, ctx.public)
+    run = execute_notebook(ctx.workdir, {OUTPUT: ctx.outputs[OUTPUT]}, OUTPUT, ctx.public, sandbox=ctx.sandbox)
     if run.error or run.notebook is None:
         return invalid(run.error or f"{OUTPUT} did not execute")
     f = notebook_facts(run.notebook)

@@ -96,7 +96,7 @@ def grade(ctx: GradeContext) -> Grade:
     (data / "eval_inputs.csv").write_bytes((ctx.private / "eval_inputs.csv").read_bytes())
     (data / "threshold.txt").write_text(str(t["threshold"]))
     ex = run_sandboxed(ctx.workdir, {"evaluate.py": ctx.outputs["evaluate.py"], "_harness_eval.py": RUNNER.encode()}, data,
-                       ["python3", "_harness_eval.py"], time_limit_s=180)
+                       ["python3", "_harness_eval.py"], time_limit_s=180, sandbox=ctx.sandbox)
     if not ex.ok or not (ex.out_dir / "result.json").is_file():
         return invalid(ex.reason("evaluate()"))
     res = json.loads((ex.out_dir / "result.json").read_text())

@@ -136,7 +136,7 @@ def grade(ctx: GradeContext) -> Grade:
         (users.drop(columns=["churned"])).to_csv(data / f"{part}_users.csv", index=False)
         pd.read_csv(src / f"{prefix}transactions.csv").to_csv(data / f"{part}_transactions.csv", index=False)
     ex = run_sandboxed(ctx.workdir, {"features.py": ctx.outputs["features.py"], "_harness_features.py": RUNNER.encode()},
-                       data, ["python3", "_harness_features.py"], time_limit_s=300)
+                       data, ["python3", "_harness_features.py"], time_limit_s=300, sandbox=ctx.sandbox)
     if not ex.ok or not (ex.out_dir / "holdout.pkl").is_file():
         return invalid(ex.reason("build_features"))
     users, hold = pd.read_csv(ctx.public / "users.csv"), pd.read_csv(ctx.private / "holdout_users.csv")
@@ -180,7 +180,7 @@ def grade(ctx: GradeContext) -> Grade:
         c.add("experiment notebook", 0, 2, "no experiment.ipynb")
     else:
         run = execute_notebook(ctx.workdir, {"experiment.ipynb": ctx.outputs["experiment.ipynb"], "features.py": ctx.outputs["features.py"]},
-                               "experiment.ipynb", ctx.public)
+                               "experiment.ipynb", ctx.public, sandbox=ctx.sandbox)
         if run.error or run.notebook is None:
             return invalid(run.error or "experiment.ipynb did not execute")
         f = notebook_facts(run.notebook)

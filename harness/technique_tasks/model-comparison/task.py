@@ -109,7 +109,7 @@ def grade(ctx: GradeContext) -> Grade:
         c.add("notebook runs", 0, 1, "no comparison.ipynb")
         c.add("notebook shows metrics", 0, 1, "no comparison.ipynb")
     else:
-        run = execute_notebook(ctx.workdir, {"comparison.ipynb": ctx.outputs["comparison.ipynb"]}, "comparison.ipynb", ctx.public)
+        run = execute_notebook(ctx.workdir, {"comparison.ipynb": ctx.outputs["comparison.ipynb"]}, "comparison.ipynb", ctx.public, sandbox=ctx.sandbox)
         if run.error or run.notebook is None:
             return invalid(run.error or "comparison.ipynb did not execute")
         f = notebook_facts(run.notebook)

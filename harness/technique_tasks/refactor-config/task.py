@@ -152,7 +152,8 @@ def grade(ctx: GradeContext) -> Grade:
                "checkpoint_dir": "/home/submission/checkpoints"}
         files = {"train.py": ctx.outputs["train.py"], "config.yaml": ctx.outputs["config.yaml"],
                  "grading_config.yaml": yaml.safe_dump(cfg).encode()}
-        runs[label] = run_sandboxed(ctx.workdir, files, ctx.public, ["python3", "train.py", "--config", "grading_config.yaml"], time_limit_s=180)
+        runs[label] = run_sandboxed(ctx.workdir, files, ctx.public, ["python3", "train.py", "--config", "grading_config.yaml"], time_limit_s=180,
+                                    sandbox=ctx.sandbox)
     ex = runs["default"]
     if not ex.ok:
         return invalid(ex.reason("python train.py --config (default settings)"))

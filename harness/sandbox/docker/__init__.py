@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from harness.images import LABEL, ImageBuildError, agent_image, base_image_tag, docker_client, image_exists, owns_agent_dir
+from harness.sandbox.docker.images import LABEL, ImageBuildError, agent_image, base_image_tag, docker_client, image_exists, owns_agent_dir
 from harness.sandbox.base import (
     CappedLog,
     Sandbox,

@@ -36,7 +36,8 @@ from typing import Any, Callable, Iterable, Literal, Optional
 from harness.sandbox.base import SandboxUnavailable
 from harness.sandbox.paths import AGENT, CODE, HIDDEN_PACKAGE_DATA, LOGS, SUBMISSION
 
-DOCKER_DIR = Path(__file__).resolve().parent.parent / "docker"
+#: the base image's recipe (base.Dockerfile, requirements.txt, hide_datasets.py), shipped in the package
+DOCKER_DIR = Path(__file__).resolve().parent / "recipe"
 BASE_REPO = "harness-base"
 AGENT_REPO = "harness-agent"
 ROOTFS_REPO = "harness-rootfs"
