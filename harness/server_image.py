@@ -1,9 +1,11 @@
 """The server image (Dockerfile.server): `harness images build --server`.
 
 Built FROM the local `harness-base:latest` (no registry). Its build context is made here:
-the checkout's package files, Dockerfile.server, and `.server-wheels/` holding the wheel
-built from the checkout plus its dependencies' wheels, downloaded on the host for the
-image's Python at the versions installed beside harness (the build itself needs no PyPI).
+the checkout's package files, Dockerfile.server, the wheel built from the checkout, and
+`server-deps.tar`: its dependencies' wheels, downloaded on the host for the image's Python
+at the versions installed beside harness (the build itself needs no PyPI), with their
+requirements.txt, written byte for byte the same each time so that Docker keeps the
+dependencies' layer cached and a change to harness rebuilds only its own small layer.
 Tagged `harness-server:<hash of the context and the base image>`, also `harness-server:latest`
 and `fleet-mle-server:latest` (the seed's name); an unchanged checkout is not rebuilt.
 """
@@ -14,6 +16,7 @@ import hashlib
 import io
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -28,7 +31,7 @@ REPO_DIR = Path(__file__).resolve().parent.parent
 SERVER_REPO = "harness-server"
 SEED_TAG = "fleet-mle-server:latest"
 BASE_TAG = "harness-base:latest"
-WHEELS = ".server-wheels"
+DEPS_TAR = "server-deps.tar"
 IMAGE_PYTHON = "3.11"
 _CONTEXT_FILES = ("pyproject.toml", "README.md", "Dockerfile.server")
 
@@ -73,9 +76,7 @@ def build_server_image(log: Log = print, force: bool = False) -> str:
         for name, p in source_files():
             (ctx / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(p, ctx / name)
-        wheels = ctx / WHEELS
-        wheels.mkdir()
-        _server_wheels(ctx, wheels, log)
+        _server_wheels(ctx, log)
         log(f"building {tag} from {BASE_TAG} ...")
         _docker_build(client, ctx, tag, log)
     _tag_aliases(client, tag)
@@ -90,19 +91,37 @@ def _tag_aliases(client, tag: str) -> None:  # type: ignore[no-untyped-def]
     image.tag(repo, name)
 
 
-def _server_wheels(ctx: Path, dest: Path, log: Log) -> None:
-    """The checkout's wheel, then every dependency's wheel for the image (cached on the host)."""
+def _server_wheels(ctx: Path, log: Log) -> None:
+    """The checkout's wheel into `ctx`, then every dependency's wheel (cached on the host) into ctx/server-deps.tar."""
     log("building the harness wheel from the checkout")
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                           "--wheel-dir", str(dest), str(ctx)], capture_output=True, text=True)
+                           "--wheel-dir", str(ctx), str(ctx)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise ImageBuildError(f"pip could not build the harness wheel:\n{(proc.stdout + proc.stderr)[-3000:]}")
-    wheel = next(dest.glob("harness-*.whl"))
+    wheel = next(ctx.glob("harness-*.whl"))
+    requirements = _requirements(ctx / "pyproject.toml")
+    wheels = set(_dependency_wheels(wheel, requirements, log))
+    wheels |= set(wheel_cache().glob("scikit_learn-*.whl"))  # the base image's own version is reinstalled whole
+    _deps_tar(ctx / DEPS_TAR, sorted(wheels), requirements)
+
+
+def _dependency_wheels(wheel: Path, requirements: str, log: Log) -> list[Path]:
+    """The wheels (in the host's cache) that the image installs beside `wheel`. Resolved with
+    `pip download` once per set of requirements and installed versions; the list is kept in the
+    cache so that later builds skip pip's round trips to the index."""
     cache = wheel_cache()
     cache.mkdir(parents=True, exist_ok=True)
+    pins = _installed_pins()
+    key = hashlib.sha256("\0".join([requirements, IMAGE_PYTHON, *pins, *_platforms()]).encode()).hexdigest()[:16]
+    resolved = cache / f".resolved-{key}.txt"
+    if resolved.is_file():
+        names = resolved.read_text().split()
+        if names and all((cache / n).is_file() for n in names):
+            log(f"the dependencies' wheels are resolved already ({len(names)} in {cache})")
+            return [cache / n for n in sorted(names)]
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as c:
-        c.write("\n".join(_installed_pins()) + "\n")
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--dest", str(cache),
+        c.write("\n".join(pins) + "\n")
+    cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--dest", str(cache),
            "--only-binary=:all:", "--python-version", IMAGE_PYTHON, "--implementation", "cp",
            *[a for t in _platforms() for a in ("--platform", t)], "-c", c.name, str(wheel)]
     log(f"downloading the dependencies' wheels for Python {IMAGE_PYTHON} into {cache}")
@@ -114,13 +133,37 @@ def _server_wheels(ctx: Path, dest: Path, log: Log) -> None:
         os.unlink(c.name)
     if proc.returncode != 0:
         raise ImageBuildError(f"pip could not download the server's wheels:\n{proc.stderr[-3000:]}")
-    for p in cache.glob("*.whl"):
-        if p.name.startswith("harness-"):
-            continue
-        try:
-            os.link(p, dest / p.name)  # the cache and the context share a file system more often than not
-        except OSError:
-            shutil.copy2(p, dest / p.name)
+    # pip names each wheel it used: "Saved <path>" or "File was already downloaded <path>"
+    names = sorted({Path(m).name for m in re.findall(r"(?:Saved|already downloaded) (\S+\.whl)", proc.stdout)}
+                   - {wheel.name})
+    if not names:
+        raise ImageBuildError(f"pip resolved no dependency wheels:\n{proc.stdout[-3000:]}")
+    resolved.write_text("\n".join(names) + "\n")
+    return [cache / n for n in names]
+
+
+def _requirements(pyproject: Path) -> str:
+    """harness's own dependencies (pyproject's [project].dependencies), one per line."""
+    import tomllib
+
+    deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    return "".join(f"{d}\n" for d in deps)
+
+
+def _deps_tar(dest: Path, wheels: list[Path], requirements: str) -> None:
+    """A tar whose bytes depend only on the wheels' names and contents (no times, owners or order of listing)."""
+
+    def add(tar: tarfile.TarFile, name: str, size: int, fileobj: io.IOBase | io.BufferedReader) -> None:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode, info.uid, info.gid = size, 0, 0o644, 0, 0
+        tar.addfile(info, fileobj)
+
+    with tarfile.open(dest, "w", format=tarfile.GNU_FORMAT) as tar:
+        data = requirements.encode()
+        add(tar, "requirements.txt", len(data), io.BytesIO(data))
+        for p in wheels:
+            with open(p, "rb") as f:
+                add(tar, p.name, p.stat().st_size, f)
 
 
 def _installed_pins() -> list[str]:
