@@ -104,6 +104,7 @@ class Client:
         technique_tasks: Union[bool, Sequence[str]] = False,
         tasks: Sequence[str] = (),
         engineering_tasks: Sequence[str] = (),
+        technique_level: Optional[str] = None,
         sandbox: Optional[str] = None,
         max_retries: Optional[int] = None,
         model: Optional[str] = None,
@@ -117,7 +118,8 @@ class Client:
         `competitions`: competition ids, or one split file / split name
         ("experiments/splits/low.txt", "lite"); `competition_set`: a split, as in
         the seeds. With neither (and no technique tasks) the `low` split runs.
-        `technique_tasks=True, tasks=[...]` runs technique tasks (all when `tasks` is empty).
+        `technique_tasks=True, tasks=[...]` runs technique tasks (all when `tasks` is empty);
+        `technique_level` picks their difficulty: easy (the default), medium, hard or all.
         """
         body: dict[str, Any] = {"agent_id": agent_id, "lite": lite, "seeds": seeds}
         if isinstance(competitions, str):
@@ -141,7 +143,8 @@ class Client:
             body["engineering_tasks"] = list(engineering_tasks)
         for key, value in (("max_concurrency", max_concurrency), ("time_limit_s", time_limit_s),
                            ("sandbox", sandbox), ("max_retries", max_retries), ("model", model), ("token_limit", token_limit),
-                           ("cost_limit", cost_limit), ("hints_from", hints_from), ("hints", hints)):
+                           ("cost_limit", cost_limit), ("hints_from", hints_from), ("hints", hints),
+                           ("technique_level", technique_level)):
             if value is not None:
                 body[key] = value
         return str(self._json("POST", "/runs", json=body)["run_id"])

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Optional
 
 from pydantic import ValidationError
 
-from harness.grading import InvalidSubmissionError, check_submission_format, read_sample, read_submission
 from harness.task_manifest import MANIFEST, read_manifest
 
 if TYPE_CHECKING:
@@ -74,6 +73,9 @@ def validate(submission: Path, sample: Path, extra_columns: bool = False) -> str
     """None when `submission` has the sample's format, else the reason it does not.
     `extra_columns`: columns the sample lacks are allowed (a competition with its own
     grader, which alone decides; harness's built-in ones are checked strictly)."""
+    # pandas only for table submissions: a technique task's check stays a JSON Schema check (fast in a sandbox)
+    from harness.grading import InvalidSubmissionError, check_submission_format, read_sample, read_submission
+
     try:
         sub, ref = read_submission(submission, submission.name), read_sample(sample)
         if extra_columns:

@@ -297,6 +297,31 @@ def test_seed_sdk_calls(server: Server) -> None:
     _wait_status(dave, lite_run, {"cancelled", "completed"})
 
 
+def test_technique_level_reaches_the_run(server: Server) -> None:
+    """technique_level through the SDK and POST /runs: the stored RunSpec is the one the CLI/harness.run
+    door builds from the same fields, and the attempts that ran are the hard-level tasks."""
+    from harness.registry import registry_for
+    from harness.runspec import RunInput, to_run_spec
+    from harness.spec import RunSpec, Settings, technique_level_of
+
+    carol = server.client("carol")
+    with server.raw("carol") as http:
+        body = _error(http.post("/runs", json={"competitions": [COMP], "technique_tasks": ["imbalance"],
+                                               "technique_level": "extreme"}), 422)
+        assert body["field"] == "technique_level"
+    run_id = carol.run(competitions=[COMP], agent_id="dummy", lite=True, technique_tasks=["imbalance"],
+                       technique_level="hard")
+    final = _wait_status(carol, run_id, {"completed", "failed"}, timeout=300)
+    assert final["status"] == "completed" and final["total"] == 1, final
+    stored = RunSpec.model_validate(final["spec"])
+    direct = to_run_spec(registry_for(Settings.from_env()), RunInput(
+        competitions=[COMP], agent="dummy", lite=True, technique_tasks=["imbalance"], technique_level="hard"))
+    assert stored.technique_level == "hard"
+    assert stored.model_copy(update={"owner": None, "max_concurrency": None}) == direct
+    ids = list(carol.get_results(run_id)["attempt_id"])
+    assert ids == [f"imbalance.hard.{COMP}__dummy__s0"] and technique_level_of(ids[0]) == "hard"
+
+
 def test_restart_still_serves_earlier_runs(server: Server) -> None:
     from harness.serve.app import stop
 

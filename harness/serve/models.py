@@ -29,6 +29,8 @@ class RunRequest(BaseModel):
     technique_tasks: Union[bool, list[str]] = False
     engineering_tasks: list[str] = Field(default_factory=list)
     tasks: list[str] = Field(default_factory=list)
+    # difficulty of the technique tasks: easy (the original tasks), medium, hard, or all three
+    technique_level: Literal["easy", "medium", "hard", "all"] = "easy"
     # LLM agents: model, per-attempt limits, hints from an earlier run (`--hints-from`)
     model: Optional[str] = None
     token_limit: Optional[int] = Field(None, ge=0)

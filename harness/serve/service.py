@@ -233,6 +233,7 @@ class RunService:
                 registry, competitions=ids, agent=req.agent_id, seeds=req.seeds, lite=req.lite, sandbox=req.sandbox,
                 max_concurrency=req.max_concurrency, max_retries=req.max_retries, time_limit_s=req.time_limit_s,
                 technique_tasks=tt, engineering_tasks=et, owner=user, include_competitions=not (tt or et),
+                technique_level=req.technique_level,
                 model=req.model, token_limit=req.token_limit, cost_limit=req.cost_limit, hints_from=req.hints_from, hints=req.hints,
             )
             agent = registry.agent(spec.agent)

@@ -26,19 +26,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor, RandomForestClassifier, RandomForestRegressor
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression, RidgeCV
-from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.svm import SVC
 
 from features import load_tables
+
+# scikit-learn is imported where the competition pipeline uses it: a technique task (techniques.py) does not
+# pay for loading the whole model zoo in each attempt
+if TYPE_CHECKING:
+    from sklearn.compose import ColumnTransformer
 
 DATA = Path(os.environ.get("DATA_DIR", "/home/data"))
 SUBMISSION = Path(os.environ.get("SUBMISSION_DIR", "/home/submission"))
@@ -75,6 +73,11 @@ def metric_from_description(classification: bool, binary: bool, wants_proba: boo
 
 
 def preprocessor(X: pd.DataFrame, scale: bool) -> ColumnTransformer:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
     numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c])]
     categorical = [c for c in X.columns if c not in numeric]
     num = [SimpleImputer(strategy="median")] + ([StandardScaler()] if scale else [])
@@ -86,6 +89,11 @@ def preprocessor(X: pd.DataFrame, scale: bool) -> ColumnTransformer:
 
 
 def candidates(X: pd.DataFrame, classification: bool, kind: str, proba: bool, n_classes: int = 2) -> dict:
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor, RandomForestClassifier, RandomForestRegressor
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.svm import SVC
+
     wide = X.shape[1] > 100
     if classification:
         # boosting grows one tree per class per round: fewer, larger steps with many classes
@@ -113,6 +121,8 @@ def candidates(X: pd.DataFrame, classification: bool, kind: str, proba: bool, n_
 
 
 def main() -> None:
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+
     kind, train, test, X, X_test = load_tables(DATA)
     sample = pd.read_csv(DATA / "sample_submission.csv")
     id_col, targets = sample.columns[0], list(sample.columns[1:])
