@@ -1,5 +1,7 @@
 """Core performance, measured side by side in one run:
 
+0. the local sandbox's own cost: the trivial agent's command in the sandbox vs the same
+   command as a plain child process, interleaved, medians;
 1. per-attempt overhead of harness: N trivial attempts through `harness.run`
    (Ray tasks, grading task, Parquet row per attempt) vs a bare sequential loop
    running the same sandbox command and the same grader, no Ray;
@@ -49,6 +51,42 @@ def bare_loop(n: int, settings, comp) -> float:  # type: ignore[no-untyped-def]
     elapsed = time.perf_counter() - t0
     shutil.rmtree(work, ignore_errors=True)
     return elapsed
+
+
+def sandbox_cost(n: int, settings, comp) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Median seconds of the trivial agent's command as a plain process and inside the local sandbox, interleaved."""
+    import statistics
+    import subprocess
+
+    from harness.data import ensure_prepared
+    from harness.registry import load_registry
+    from harness.sandbox.base import SandboxJob
+    from harness.sandbox.local import LocalSandbox
+
+    agent = load_registry(settings).agent("trivial")
+    data = ensure_prepared(comp, settings)
+    work = Path(tempfile.mkdtemp(prefix="bench-sandbox-"))
+    sandbox = LocalSandbox()
+    plain, boxed = [], []
+    for i in range(n):
+        job = SandboxJob(run_id="cost", attempt_id=f"a{i}", command=["/bin/sh", "-c", str(agent.command)],
+                         agent_dir=agent.dir, data_dir=data.public, attempt_dir=work / f"a{i}",
+                         resources=agent.resources, time_limit_s=60)
+        for d in (job.submission_dir, job.code_dir, job.logs_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "DATA_DIR": str(data.public), "SUBMISSION_DIR": str(job.submission_dir),
+               "CODE_DIR": str(job.code_dir), "LOGS_DIR": str(job.logs_dir)}
+        t0 = time.perf_counter()
+        subprocess.run(["/bin/sh", "-c", str(agent.command)], cwd=agent.dir, env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        plain.append(time.perf_counter() - t0)
+        shutil.rmtree(job.attempt_dir)
+        t0 = time.perf_counter()
+        result = sandbox.run(job)
+        boxed.append(time.perf_counter() - t0)
+        assert result.status == "succeeded", result
+    shutil.rmtree(work, ignore_errors=True)
+    return statistics.median(plain), statistics.median(boxed)
 
 
 def machine_parallelism(m: int) -> float:
@@ -108,6 +146,12 @@ def main() -> None:
     timed_run(root / "runs", competitions=["breast-cancer-diagnosis"], agent="trivial", seeds=4, max_concurrency=2)
 
     n = args.n
+    plain, boxed = sandbox_cost(n, settings, comp)
+    print(f"\n[0] the trivial agent's command, {n} times each, interleaved (medians)")
+    print(f"    a plain child process:        {plain * 1000:7.1f} ms")
+    print(f"    inside the local sandbox:     {boxed * 1000:7.1f} ms   (the sandbox costs {(boxed - plain) * 1000:.1f} ms "
+          f"per attempt: namespaces, mounts, uid drop, cgroup, copy-out)")
+
     bare = bare_loop(n, settings, comp)
     through, _ = timed_run(root / "runs", competitions=["breast-cancer-diagnosis"], agent="trivial", seeds=n, max_concurrency=1)
     overhead_ms = (through - bare) / n * 1000
