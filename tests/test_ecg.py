@@ -219,7 +219,7 @@ def test_two_preparations_are_identical_and_pin_their_content(tmp_path: Path, mo
         data = (root / rel).read_bytes()
         assert sha == (ecg_make.pixel_sha256(data) if rel.endswith(".png") else ecg_make.table_sha256(pd.read_parquet(root / rel)))
     # the same content in other bytes (another deflate level, another Parquet codec) has the same hash
-    png = root / "public" / "test" / next(p for p in os.listdir(root / "public" / "test"))
+    png = sorted((root / "public" / "test").glob("*.png"))[0]
     buf = io.BytesIO()
     Image.open(png).save(buf, format="PNG", compress_level=9)
     assert buf.getvalue() != png.read_bytes() and ecg_make.pixel_sha256(buf.getvalue()) == content[f"public/test/{png.name}"]
