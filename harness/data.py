@@ -17,6 +17,7 @@ deletes any data it did not write.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import inspect
 import shutil
@@ -185,5 +186,9 @@ def verify_checksums(comp: CompetitionConfig, actual: dict[str, dict[str, str]],
 
 def write_checksums(comp: CompetitionConfig, data: PreparedData) -> Path:
     path = checksums_file(comp, data.lite)
-    path.write_text(yaml.safe_dump(data.checksums, sort_keys=True))
+    # config.yaml `checksums_unpinned: ["*.png"]`: files whose bytes vary by library build (pin their content instead)
+    unpinned = [str(g) for g in (getattr(comp, "checksums_unpinned", None) or [])]
+    pinned = {side: {n: m for n, m in files.items() if not any(fnmatch.fnmatch(n, g) for g in unpinned)}
+              for side, files in data.checksums.items()}
+    path.write_text(yaml.safe_dump(pinned, sort_keys=True))
     return path

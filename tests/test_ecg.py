@@ -4,8 +4,10 @@ determinism, malformed submissions, the score breakdown plumbing, and the classi
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from PIL import Image
 
 from harness.data import ensure_prepared
 from harness.grading import grade_submission
@@ -182,14 +185,51 @@ def test_limb_identities_hold_in_every_prepared_record(lite) -> None:  # noqa: A
 
 
 def test_generation_is_deterministic() -> None:
-    """The same record twice gives the same bytes (the pinned checksums then tie the whole
-    preparation to the one `harness calibrate` made; the `lite` fixture verifies them)."""
+    """The same record twice gives the same bytes and parameters."""
     job = {"seed": 11, "types": ["0005", "0010"]}
     one, two = ecg_make.make_record(job), ecg_make.make_record(job)
     assert one["pngs"] == two["pngs"] and np.array_equal(one["signals"], two["signals"])
     assert json.dumps(one["params"], sort_keys=True) == json.dumps(two["params"], sort_keys=True)
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_two_preparations_are_identical_and_pin_their_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two preparations of a small plan, one on parallel worker processes and one serially in this
+    process, are byte-identical; private/content.json is what the files hold (decoded pixels, table
+    values), so it survives re-encoding, and it is what checksums.yaml pins instead of PNG/Parquet bytes."""
+    prepare = load_callable(COMP.dir, COMP.preparer, "preparer")
+    monkeypatch.setitem(prepare.__globals__, "SIZES", {True: (2, 2), False: (2, 2)})  # 4 records: the parallel path
+    trees = []
+    for serial in (False, True):
+        if serial:
+            monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+        root = tmp_path / ("serial" if serial else "parallel")
+        (root / "public").mkdir(parents=True)
+        (root / "private").mkdir()
+        prepare(raw=tmp_path, public=root / "public", private=root / "private", lite=True)
+        trees.append(_tree(root))
+    assert trees[0] == trees[1] and len(trees[0]) >= 12
+    root = tmp_path / "serial"
+    content = json.loads((root / "private" / "content.json").read_text())
+    assert set(content) == {k for k in trees[0] if k.endswith((".png", ".parquet"))} and len(content) == 6
+    for rel, sha in content.items():
+        data = (root / rel).read_bytes()
+        assert sha == (ecg_make.pixel_sha256(data) if rel.endswith(".png") else ecg_make.table_sha256(pd.read_parquet(root / rel)))
+    # the same content in other bytes (another deflate level, another Parquet codec) has the same hash
+    png = sorted((root / "public" / "test").glob("*.png"))[0]
+    buf = io.BytesIO()
+    Image.open(png).save(buf, format="PNG", compress_level=9)
+    assert buf.getvalue() != png.read_bytes() and ecg_make.pixel_sha256(buf.getvalue()) == content[f"public/test/{png.name}"]
+    answers = pd.read_parquet(root / "private" / "answers.parquet")
+    answers.to_parquet(tmp_path / "a.parquet", compression="snappy", index=False)
+    assert ecg_make.table_sha256(pd.read_parquet(tmp_path / "a.parquet")) == content["private/answers.parquet"]
+    assert ecg_make.table_sha256(answers.assign(value=answers["value"] + 1e-12)) != content["private/answers.parquet"]
     pinned = yaml.safe_load((COMP.dir / "checksums.lite.yaml").read_text())
-    assert "answers.parquet" in pinned["private"] and "sample_submission.parquet" in pinned["public"]
+    assert "content.json" in pinned["private"] and "test.csv" in pinned["public"]
+    assert not [n for side in pinned.values() for n in side if n.endswith((".png", ".parquet"))]
 
 
 # ---------------------------------------------------------------- grading, breakdown, baseline

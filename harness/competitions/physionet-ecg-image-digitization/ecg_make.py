@@ -3,6 +3,7 @@ every parameter drawn. Deterministic in (seed, image types): the same bytes on a
 
 from __future__ import annotations
 
+import hashlib
 import io
 from typing import Any
 
@@ -36,6 +37,31 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
+
+
+def pixel_sha256(png: bytes) -> str:
+    """sha256 (hex) of what a PNG shows: its mode, size and decoded pixel bytes, not its
+    compressed bytes (those depend on the zlib build Pillow bundles)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as im:
+        im.load()
+        head = f"{im.mode}|{im.width}|{im.height}|".encode()
+        return hashlib.sha256(head + im.tobytes()).hexdigest()
+
+
+def table_sha256(frame: pd.DataFrame) -> str:
+    """sha256 (hex) of a table's column names and values (numbers as float64, the rest as text),
+    independent of the Parquet writer's version, compression and pandas' dtypes."""
+    h = hashlib.sha256()
+    for name in frame.columns:
+        col = frame[name]
+        h.update(f"{name}\0{len(col)}\0".encode())
+        if pd.api.types.is_numeric_dtype(col):
+            h.update(np.ascontiguousarray(col.to_numpy(dtype=np.float64)).astype("<f8").tobytes())
+        else:
+            h.update("\0".join(col.astype(str)).encode())
+    return h.hexdigest()
 
 
 def make_record(job: dict[str, Any]) -> dict[str, Any]:

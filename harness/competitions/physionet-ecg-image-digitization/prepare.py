@@ -8,6 +8,11 @@ process per core, each record from its own seed, so the bytes do not depend on s
 Full: 200 training records (each a clean 0001 image plus one other type) and 100 test
 images (types in a fixed rotation). Lite: 30 training records (one image each, the types
 in turn), 20 test images.
+
+`private/content.json` holds the sha256 of what every PNG and Parquet file contains (decoded
+pixels; column values). checksums.yaml pins that file and the text files, not the PNG and
+Parquet bytes (config.yaml `checksums_unpinned`): those change with the zlib build Pillow
+bundles and with the Parquet writer's version while the content stays the same.
 """
 
 from __future__ import annotations
@@ -117,3 +122,18 @@ def prepare(raw: Path, public: Path, private: Path, lite: bool = False) -> None:
     _write_parquet(answers[["id", "fs", "value", "type"]], private / "answers.parquet")
     _write_parquet(answers[["id"]].assign(value=0.0), public / "sample_submission.parquet")
     (private / "images.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+    (private / "content.json").write_text(json.dumps(content_manifest(public, private), indent=1, sort_keys=True))
+
+
+def content_manifest(public: Path, private: Path) -> dict[str, str]:
+    """{"public/test/1.png": sha256, ...}: ecg_make.pixel_sha256 of every PNG and
+    ecg_make.table_sha256 of every Parquet file under `public` and `private`."""
+    out = {}
+    for side, root in (("public", public), ("private", private)):
+        for p in sorted(root.rglob("*")):
+            rel = f"{side}/{p.relative_to(root).as_posix()}"
+            if p.suffix == ".png" and p.is_file():
+                out[rel] = ecg_make.pixel_sha256(p.read_bytes())
+            elif p.suffix == ".parquet" and p.is_file():
+                out[rel] = ecg_make.table_sha256(pd.read_parquet(p))
+    return out
