@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.store import RunStore, list_runs
+from tests.procs import kill_family
 
 RAY = str(Path(sys.executable).parent / "ray")
 
@@ -50,12 +50,8 @@ def ray_head(tmp_path: Path, harness_dirs: dict):  # noqa: ANN201
     else:
         raise AssertionError("the job server never answered:\n" + (tmp_path / "head.log").read_text()[-3000:])
     yield address, env
-    os.killpg(head.pid, signal.SIGTERM)
-    try:
-        head.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(head.pid, signal.SIGKILL)
-        head.wait()
+    kill_family(head.pid)
+    head.wait()
 
 
 def test_ray_job_submit_runs_harness_on_the_cluster(ray_head, tmp_path: Path) -> None:

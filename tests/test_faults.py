@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.procs import is_descendant
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
@@ -33,18 +35,7 @@ def _ray_processes(title: str) -> list[int]:
 
 def _ours(pids: list[int]) -> list[int]:
     """Only processes of the Ray this test started: below this process (driver -> raylet -> worker)."""
-    return [pid for pid in pids if _is_descendant(pid, os.getpid())]
-
-
-def _is_descendant(pid: int, ancestor: int) -> bool:
-    while pid > 1:
-        if pid == ancestor:
-            return True
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            return False
-    return False
+    return [pid for pid in pids if is_descendant(pid, os.getpid())]
 
 
 def test_a_killed_attempt_worker_and_grader_cost_the_agent_nothing(ray_local, store: Path, tmp_path: Path,  # type: ignore[no-untyped-def]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from typing import Any, Iterator
 import pytest
 
 from harness.store import RunStore, list_runs
+from tests.procs import kill_family
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -84,46 +84,15 @@ class Cluster:
         """SIGKILL the node: its `ray start` process and every process it started (raylet, agents,
         workers; Ray gives some their own process group, so by PID, walking our own descendants)."""
         proc = self.procs.pop(name)
-        family = _descendants(proc.pid)
-        for pid in family:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_family(proc.pid)
         proc.wait()
 
     def stop(self) -> None:
-        for name in list(self.procs)[::-1]:  # workers first, then the head
-            proc = self.procs.pop(name)
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=60)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait()
+        for name in list(self.procs)[::-1]:  # workers first, then the head; nothing of theirs is kept
+            self.kill(name)
 
     def log(self, name: str) -> str:
         return (self.root / f"{name}.log").read_text(errors="replace")[-3000:]
-
-
-def _descendants(root: int) -> list[int]:
-    """`root` and every process below it, from /proc (parent links)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo += children.get(pid, [])
-    return out
 
 
 @pytest.fixture(scope="module")
