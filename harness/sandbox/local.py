@@ -311,8 +311,8 @@ class _Inside:
             pid = _child_pid(pipes.status_r, 30.0)
             if pid is None or not _wait_for_pivot(pid, proc, 30.0):
                 return self
-            self.home = os.open(f"/proc/{pid}/root/home", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            self.tmp = os.open(f"/proc/{pid}/root/tmp", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self.home = os.open(_root_of(pid) / "home", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self.tmp = os.open(_root_of(pid) / "tmp", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             _seed(pid, job)
             if job.network:
                 self.net_error = self._start_network(pid)
@@ -398,7 +398,7 @@ def _seed(pid: int, job: SandboxJob) -> None:
         if not entries:
             continue
         skip = _RESERVED_LOGS if name == "logs" else frozenset()
-        copy_tree(host, Path(f"/proc/{pid}/root/home/{name}"), MAX_ARTIFACT_FILES, job.disk_bytes, skip=skip)
+        copy_tree(host, _root_of(pid) / "home" / name, MAX_ARTIFACT_FILES, job.disk_bytes, skip=skip)
         for p in entries:
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p)
@@ -422,6 +422,11 @@ def _child_pid(status_r: int, timeout: float) -> Optional[int]:
         return None
 
 
+def _root_of(pid: int) -> Path:
+    """The kernel's view of process `pid`'s root directory (procfs), whatever its mounts."""
+    return Path("/proc") / str(pid) / "root"
+
+
 def _wait_for_pivot(pid: int, proc: subprocess.Popen[bytes], timeout: float) -> bool:
     """Wait until the sandbox's root is its final one (bwrap's intermediate root has no /home/logs; the final
     one has it once everything is mounted, and then bwrap waits on the block fd). Before bwrap's first pivot
@@ -430,8 +435,8 @@ def _wait_for_pivot(pid: int, proc: subprocess.Popen[bytes], timeout: float) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            root = os.stat(f"/proc/{pid}/root")
-            if (root.st_dev, root.st_ino) != (own.st_dev, own.st_ino) and os.path.isdir(f"/proc/{pid}/root{LOGS}"):
+            root = os.stat(_root_of(pid))
+            if (root.st_dev, root.st_ino) != (own.st_dev, own.st_ino) and (_root_of(pid) / LOGS.lstrip("/")).is_dir():
                 return True
         except OSError:
             pass
