@@ -37,6 +37,33 @@ def ray_local(harness_dirs: dict[str, Path]):  # noqa: ANN201
     ray.shutdown()
 
 
+def docker_unavailable() -> str | None:
+    """Why the docker sandbox cannot run here, or None."""
+    try:
+        from harness.sandbox.docker import DockerSandbox
+    except ImportError as e:
+        return f"docker sandbox not importable: {e}"
+    return DockerSandbox.available()
+
+
+def need_docker() -> None:
+    """Skip the calling test without a usable Docker engine, or fail it where one is required
+    (HARNESS_REQUIRE_DOCKER=1, as scripts/test.sh sets it once the engine is up)."""
+    why = docker_unavailable()
+    if why:
+        if os.environ.get("HARNESS_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"docker is required here but unavailable: {why}")
+        pytest.skip(why)
+
+
+@pytest.fixture(params=["local", "docker"])
+def sandbox_kind(request: pytest.FixtureRequest) -> str:
+    """Each sandbox backend in turn (docker through `need_docker`)."""
+    if request.param == "docker":
+        need_docker()
+    return str(request.param)
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
     """A fresh run store for one test."""

@@ -22,18 +22,15 @@ import pytest
 
 from harness.sandbox.base import SandboxJob
 from harness.spec import AgentConfig, Resources, RunSpec
-from tests.test_sandbox import AGENTS, docker_unavailable, make_job
+from tests.conftest import need_docker
+from tests.test_sandbox import AGENTS, make_job
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module", autouse=True)
 def docker_engine():  # noqa: ANN201
-    why = docker_unavailable()
-    if why:
-        if os.environ.get("HARNESS_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"docker is required here but unavailable: {why}")
-        pytest.skip(why)
+    need_docker()
     from harness.sandbox.docker.images import docker_client
 
     client = docker_client()

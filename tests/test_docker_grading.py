@@ -5,14 +5,13 @@ none answers, failed instead with HARNESS_REQUIRE_DOCKER=1."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from harness import technique as T
 from harness.spec import Settings
-from tests.test_sandbox import docker_unavailable
+from tests.conftest import need_docker
 
 #: the agent's "baseline.py": names the grading sandbox's pid 1 (docker-init in a container,
 #: bwrap in the local sandbox) and fails, so the grade's reason carries that name
@@ -25,11 +24,7 @@ sys.exit(3)
 
 @pytest.fixture(scope="module", autouse=True)
 def docker_engine() -> None:
-    why = docker_unavailable()
-    if why:
-        if os.environ.get("HARNESS_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"docker is required here but unavailable: {why}")
-        pytest.skip(why)
+    need_docker()
 
 
 @pytest.fixture(scope="module")

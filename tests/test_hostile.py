@@ -27,6 +27,7 @@ import pytest
 from harness.grading import InvalidSubmissionError, read_submission
 from harness.safe_files import CopyReport, UnsafeFile, copy_tree, extract_tar, read_beneath, tar_tree
 from harness.tasks import REFUSED, CompetitionTask
+from tests.conftest import need_docker
 
 REPO = Path(__file__).resolve().parent.parent
 TWO_GB = 2 * 1024**3
@@ -137,21 +138,10 @@ def test_copy_and_tar_never_follow_links_or_write_outside(attempt: Path, tmp_pat
 HOSTILE = Path(__file__).parent / "agents" / "hostile"
 
 
-def docker_unavailable() -> str | None:
-    from harness.sandbox.docker import DockerSandbox
-
-    return DockerSandbox.available()
-
-
-@pytest.fixture(params=["local", "docker"])
-def kind(request: pytest.FixtureRequest) -> str:
-    if request.param == "docker":
-        why = docker_unavailable()
-        if why:
-            if os.environ.get("HARNESS_REQUIRE_DOCKER") == "1":
-                pytest.fail(f"docker is required here but unavailable: {why}")
-            pytest.skip(why)
-    return request.param
+@pytest.fixture
+def kind(sandbox_kind: str) -> str:
+    """The sandbox under attack: local, then docker."""
+    return sandbox_kind
 
 
 @pytest.fixture
@@ -307,10 +297,7 @@ def test_no_cgroup_remains_after_timeout_cancel_or_a_killed_driver(tmp_path: Pat
 
 
 def test_a_container_dies_on_time_without_its_driver(tmp_path: Path) -> None:
-    if docker_unavailable():
-        if os.environ.get("HARNESS_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"docker is required here: {docker_unavailable()}")
-        pytest.skip("no docker")
+    need_docker()
     from harness.sandbox.docker.images import docker_client
     from harness.sandbox.docker import _SELF_KILL_S, collect_leftovers
 

@@ -245,13 +245,9 @@ def _post_unix(sock: str, token: str, body: dict[str, Any] | None = None, path: 
 @pytest.mark.docker
 def test_coding_agent_in_docker(ray_local, provider, store: Path) -> None:
     """The same agent in a container (network none): the socket mount and the forwarder work there too."""
-    from tests.test_sandbox import docker_unavailable
+    from tests.conftest import need_docker
 
-    why = docker_unavailable()
-    if why:
-        if os.environ.get("HARNESS_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"docker is required here but unavailable: {why}")
-        pytest.skip(why)
+    need_docker()
     fake = provider()
     res = harness.run([COMP], agent="coding-agent/dev", lite=True, store=store, sandbox="docker")
     row = res.attempts.iloc[0]

@@ -22,27 +22,9 @@ import yaml
 from harness.sandbox.backends import get_sandbox
 from harness.sandbox.base import SandboxJob
 from harness.spec import Resources
+from tests.conftest import docker_unavailable
 
 AGENTS = Path(__file__).parent / "agents"
-
-
-def docker_unavailable() -> str | None:
-    try:
-        from harness.sandbox.docker import DockerSandbox  # type: ignore[import-not-found]
-    except ImportError as e:
-        return f"docker sandbox not importable: {e}"
-    return DockerSandbox.available()
-
-
-@pytest.fixture(params=["local", "docker"])
-def sandbox_kind(request: pytest.FixtureRequest) -> str:
-    if request.param == "docker":
-        why = docker_unavailable()
-        if why:
-            if os.environ.get("HARNESS_REQUIRE_DOCKER") == "1":
-                pytest.fail(f"docker is required here but unavailable: {why}")
-            pytest.skip(why)
-    return request.param
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -7,7 +7,6 @@ puts the baseline well above the dummy."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -120,12 +119,10 @@ def test_the_validator_in_the_sandbox_reads_the_manifest_with_the_hosts_model(ba
     from harness.sandbox.backends import get_sandbox
     from harness.sandbox.base import SandboxJob
     from harness.spec import Resources
-    from tests.test_sandbox import docker_unavailable
+    from tests.conftest import need_docker
 
-    if backend == "docker" and docker_unavailable():
-        if os.environ.get("HARNESS_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"docker is required here but unavailable: {docker_unavailable()}")
-        pytest.skip(str(docker_unavailable()))
+    if backend == "docker":
+        need_docker()
 
     d = prepared("scaling", settings)
     agent = tmp_path / "agent"
