@@ -1,17 +1,12 @@
-"""What a sandbox mounts, under names that reveal nothing.
+"""The public data a sandbox mounts, under a name that reveals nothing.
 
 A bind mount shows its host source in the sandbox's `/proc/self/mountinfo`. Mounting a
 task's public data straight from the data cache would name the cache, with the private
-answers beside it (`.../prepared/private`); mounting an attempt's dirs from the run store
-would name the store, with every other attempt's artifacts. So the sandbox mounts:
-
-- the public data through a *view*: a tree of hard links (copies where the filesystem
-  refuses links) under `<work dir>/views/<opaque id>`, made once per prepared folder and
-  shared by its attempts (read-only in every sandbox);
-- the attempt's own dirs from `<work dir>/attempts/<random id>`, moved into the store
-  when the attempt ends.
-
-Neither path has anything of the data cache or the store in it.
+answers beside it (`.../prepared/private`). So the sandbox mounts it through a *view*: a
+tree of hard links (copies where the filesystem refuses links) under
+`<work dir>/views/<opaque id>`, made once per prepared folder and shared by its attempts
+(read-only in every sandbox). The attempt's own files still come from its artifact
+directory (README: the local sandbox).
 """
 
 from __future__ import annotations
@@ -22,7 +17,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-__all__ = ["public_view", "scratch_attempt_dir"]
+__all__ = ["public_view"]
 
 
 def public_view(public: Path, work_dir: Path) -> Path:
@@ -52,10 +47,9 @@ def _link_tree(src: Path, dest: Path) -> None:
     for root, dirs, files in os.walk(src, followlinks=False):
         rel = os.path.relpath(root, src)
         out = dest if rel == "." else dest / rel
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]  # listed by os.walk, never entered
         for d in dirs:
-            if not os.path.islink(os.path.join(root, d)):
-                (out / d).mkdir(mode=0o755)
-        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
+            (out / d).mkdir(mode=0o755)
         for name in files:
             path = os.path.join(root, name)
             if os.path.islink(path) or not os.path.isfile(path):
@@ -65,9 +59,3 @@ def _link_tree(src: Path, dest: Path) -> None:
             except OSError:  # another filesystem, or links refused: a copy
                 shutil.copy2(path, out / name, follow_symlinks=False)
 
-
-def scratch_attempt_dir(work_dir: Path) -> Path:
-    """A fresh, uniquely named directory for one attempt's sandbox dirs."""
-    path = work_dir / "attempts" / uuid.uuid4().hex
-    path.mkdir(parents=True)
-    return path
