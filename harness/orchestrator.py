@@ -221,8 +221,9 @@ def run(
     state.status = "running"
     state.error = None
     state.driver = f"{socket.gethostname()}:{os.getpid()}"
-    if (address or os.environ.get("RAY_ADDRESS") or "local") != "local":
-        _init_ray(address)  # a cluster that refuses this client, or cannot hold the agent, is refused before any run is written
+    on_cluster = (address or os.environ.get("RAY_ADDRESS") or "local") != "local"
+    if on_cluster:  # a cluster that refuses this client, or cannot hold the agent, is refused before any run is written
+        _init_ray(address)
         check_resources(agent_cfg, spec)
     lock = _claim_driver(rs)
     rs.write_state(state)
@@ -236,8 +237,9 @@ def run(
     interrupted: Optional[BaseException] = None
     try:
         if todo:
-            _init_ray(address)
-            check_resources(agent_cfg, spec)
+            if not on_cluster:  # the embedded Ray starts only when there is something to run
+                _init_ray(address)
+                check_resources(agent_cfg, spec)
             _execute(rs, spec, todo, agent_cfg, agent_env, settings, prog, progress, cancel_event, llm_cfg, hint_map)
         state.status = "cancelled" if cancel_event is not None and cancel_event.is_set() else "completed"
     except KeyboardInterrupt as e:
