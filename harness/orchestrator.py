@@ -712,6 +712,7 @@ def execute_attempt(a: AttemptSpec, ctx: _Context, prep_error: Optional[str]) ->
                  "TIME_LIMIT_SECS": str(int(a.time_limit_s)), **sample_submission_env(a, ctx.settings), **ctx.agent_env,
                  **(llm.env if llm else {})},
             binds=tuple(Bind(source=Path(src), target=dst) for src, dst in llm.binds) if llm else (),
+            scratch_dir=ctx.settings.work_dir / "scratch",
         )
         sandbox = get_sandbox(a.sandbox)
         cancel = threading.Event()

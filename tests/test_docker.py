@@ -85,11 +85,13 @@ def test_a_failing_image_build_is_an_infra_error_with_the_step_output(tmp_path: 
 
 
 def test_the_container_gets_the_agents_limits_and_no_network(tmp_path: Path) -> None:
+    from harness.sandbox.docker import _Scratch
     from harness.sandbox.docker.images import base_image_tag
 
     job = make_job(tmp_path, "probe", resources=Resources(cpus=1.5, memory_gb=0.5, pids=64, shm_gb=0.25))
     sandbox().attempt_init(job)
-    config = sandbox()._container_config(job, base_image_tag())
+    scratch = _Scratch(tmp_path / "work" / "scratch" / "c", capped=False)
+    config = sandbox()._container_config(job, base_image_tag(), scratch)
     assert config["network_mode"] == "none"
     assert config["mem_limit"] == config["memswap_limit"] == 512 * 1024**2
     assert config["nano_cpus"] == 1_500_000_000 and config["pids_limit"] == 64 and config["shm_size"] == 256 * 1024**2
@@ -99,8 +101,35 @@ def test_the_container_gets_the_agents_limits_and_no_network(tmp_path: Path) -> 
     mounts = {m["Target"]: m for m in config["mounts"]}
     assert mounts["/home/data"]["ReadOnly"] and mounts["/home/agent"]["ReadOnly"] and not mounts["/home/submission"]["ReadOnly"]
     assert all("private" not in m["Source"] for m in config["mounts"])
+    # the writable dirs come from the scratch dir, not the store; the root filesystem is read-only
+    assert mounts["/home/submission"]["Source"].startswith(str(scratch.home.resolve()))
+    assert not any(m["Source"].startswith(str(job.attempt_dir.resolve())) for m in config["mounts"])
+    assert config["read_only"] is True
     networked = SandboxJob(**{**job.model_dump(), "network": True})
-    assert sandbox()._container_config(networked, base_image_tag())["network_mode"] == "bridge"
+    assert sandbox()._container_config(networked, base_image_tag(), scratch)["network_mode"] == "bridge"
+
+
+def test_writable_dirs_are_a_capped_tmpfs_and_name_no_store_path(tmp_path: Path) -> None:
+    """Run as root beside the engine (as in CI), /home/submission, /home/code and /home/logs are one tmpfs of
+    resources.disk_gb mounted by harness in the work dir: the container's mountinfo names no store path,
+    nothing outside them and /tmp is writable, and what the agent wrote still lands in the attempt dir."""
+    script = textwrap.dedent("""
+        grep -E ' /home/(submission|code|logs) ' /proc/self/mountinfo
+        df -B1 --output=size /home/submission | tail -1 | tr -d ' ' > /home/logs/size.txt
+        touch /should-fail 2>/dev/null && echo "root writable"
+        echo done > /home/submission/out.txt
+    """)
+    job = make_job(tmp_path, "probe", command=["/bin/sh", "-c", script], resources=Resources(cpus=1, memory_gb=0.5, disk_gb=0.125),
+                   scratch_dir=tmp_path / "work" / "scratch")
+    result = sandbox().run(job)
+    log = job.log_path.read_text()
+    assert result.status == "succeeded", (result, log)
+    assert "root writable" not in log and str(job.attempt_dir) not in log, log
+    assert (job.submission_dir / "out.txt").read_text() == "done\n"
+    assert not list((tmp_path / "work" / "scratch").iterdir())  # unmounted and removed
+    if os.geteuid() == 0:
+        assert int((job.logs_dir / "size.txt").read_text()) == int(0.125 * 1024**3), log
+        assert log.count(" - tmpfs harness-scratch ") == 3, log
 
 
 def test_validate_runs_inside_without_the_competitions(tmp_path: Path) -> None:

@@ -319,7 +319,11 @@ def test_a_container_dies_on_time_without_its_driver(tmp_path: Path) -> None:
     while client.containers.list(filters={**label, "status": "running"}) and time.monotonic() - t0 < 2 + _SELF_KILL_S + 60:
         time.sleep(0.5)
     assert client.containers.list(filters={**label, "status": "running"}) == [], "the container outlived its time limit"
+    scratch = tmp_path / ".scratch"  # the killed driver's scratch dirs (a tmpfs when harness is root)
+    assert [p.name for p in scratch.iterdir()] and str(tmp_path) in Path("/proc/self/mountinfo").read_text() or os.geteuid() != 0
     collect_leftovers(client)
+    assert not client.containers.list(all=True, filters=label)
+    assert not list(scratch.iterdir()) and str(tmp_path) not in Path("/proc/self/mountinfo").read_text()
 
 
 # ---------------------------------------------------------------- one driver per run; network is granted

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -19,6 +20,7 @@ from typing import Callable, ClassVar, Optional
 
 from pydantic import BaseModel, ConfigDict
 
+from harness.safe_files import CopyReport, copy_tree
 from harness.sandbox.paths import AGENT, CODE, DATA, INSTRUCTIONS, LOGS, SUBMISSION, VALIDATE  # noqa: F401  (re-exported)
 from harness.spec import AgentConfig, Resources, SandboxResult
 
@@ -58,6 +60,9 @@ class SandboxJob(BaseModel):
     network: bool = False  # granted by the operator (see RunSpec.allow_network), never the agent alone
     image: Optional[str] = None
     binds: tuple[Bind, ...] = ()  # extra mounts, e.g. an LLM gateway's Unix socket
+    #: a host folder (the node's work dir, never the store) where a backend may keep the agent's writable
+    #: dirs while it runs; None: beside the attempt dir
+    scratch_dir: Optional[Path] = None
 
     @property
     def disk_bytes(self) -> int:
@@ -82,6 +87,63 @@ class SandboxJob(BaseModel):
     @property
     def instructions_path(self) -> Path:
         return self.attempt_dir / "instructions.md"
+
+
+#: what is left on a writable tmpfs (bytes) below which a failed attempt is said to have hit the disk cap
+FULL_BYTES = 1024**2
+ENOSPC = "No space left on device"  # in the log tail: the agent hit the disk cap somewhere
+#: the agent's writable dirs under /home, copied back into the attempt dir after every ending
+WRITABLE_DIRS = ("submission", "code", "logs")
+#: harness's own files in logs/, never the agent's (neither seeded in nor copied back)
+RESERVED_LOGS = frozenset({"agent.log", "sandbox.json"})
+
+
+def _host_dir(job: SandboxJob, name: str) -> Path:
+    return {"submission": job.submission_dir, "code": job.code_dir, "logs": job.logs_dir}[name]
+
+
+def seed_writable(job: SandboxJob, home: Path) -> None:
+    """What harness put in the attempt's writable dirs before the start (a grader's runner script, say)
+    moves into `home`/<dir> (the sandbox's own /home), before the agent runs; it comes back with
+    `copy_back` if the agent keeps it."""
+    for name in WRITABLE_DIRS:
+        host = _host_dir(job, name)
+        entries = [p for p in host.iterdir() if not (name == "logs" and p.name in RESERVED_LOGS)] if host.is_dir() else []
+        if not entries:
+            continue
+        copy_tree(host, home / name, MAX_ARTIFACT_FILES, job.disk_bytes, skip=RESERVED_LOGS if name == "logs" else frozenset())
+        for p in entries:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+
+
+def copy_back(home: int, job: SandboxJob) -> dict[str, object]:
+    """submission/, code/ and logs/ beneath the directory fd `home` (what the agent saw as /home) into
+    the attempt's host dirs, by the rules of harness.safe_files; returns what was copied and refused."""
+    report = CopyReport()
+    for name in WRITABLE_DIRS:
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=home)
+        except OSError:
+            continue
+        try:
+            copy_tree(fd, _host_dir(job, name), MAX_ARTIFACT_FILES, job.disk_bytes,
+                      skip=RESERVED_LOGS if name == "logs" else frozenset(), report=report)
+        finally:
+            os.close(fd)
+    return {"files": report.files, "bytes": report.bytes, "refused": {k[:200]: v for k, v in report.refused.items()}}
+
+
+def log_tail(path: Path, n: int) -> str:
+    """The last `n` bytes of the text file `path` (decoded leniently, stripped); "" when unreadable."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - n))
+            return f.read().decode(errors="replace").strip()
+    except OSError:
+        return ""
 
 
 class SandboxUnavailable(RuntimeError):

@@ -31,8 +31,7 @@ import warnings
 from pathlib import Path, PurePosixPath
 from typing import Optional
 
-from harness.safe_files import CopyReport, copy_tree
-from harness.sandbox.base import MAX_ARTIFACT_FILES, CappedLog, Sandbox, SandboxJob, wait_for_end
+from harness.sandbox.base import CappedLog, Sandbox, SandboxJob, ENOSPC, FULL_BYTES, copy_back, log_tail, seed_writable, wait_for_end
 from harness.sandbox.paths import (AGENT, CODE, DATA, HARNESS_PKG, HIDDEN_HARNESS_DIRS, HIDDEN_PACKAGE_DATA, INSTRUCTIONS, LOGS,
                                    SANDBOX_HARNESS, SUBMISSION, VALIDATE)
 from harness.spec import AttemptStatus, Isolation, Resources, SandboxResult
@@ -44,9 +43,6 @@ _OOM_MARKERS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "Kill
 
 #: the agent's uid and gid inside the sandbox when harness runs as root (a non-root harness's agent keeps its uid)
 AGENT_UID = int(os.environ.get("HARNESS_SANDBOX_UID", "1000"))
-#: what is left on a writable tmpfs (bytes) below which a failed attempt is said to have hit the disk cap
-_FULL_BYTES = 1024**2
-_ENOSPC = "No space left on device"
 
 
 class LocalSandbox(Sandbox):
@@ -231,8 +227,8 @@ class LocalSandbox(Sandbox):
         peak = cgroup.peak_memory_mb() if cgroup else waiter.maxrss_mb
         if failed_setup:
             return SandboxResult(status="infra_error", isolation=isolation, exit_code=exit_code, agent_seconds=seconds,
-                                 error="bubblewrap failed to set up the sandbox: " + ((inside.net_error if inside else None) or _log_tail(job.log_path, 300)))
-        tail = _log_tail(job.log_path, 2000)
+                                 error="bubblewrap failed to set up the sandbox: " + ((inside.net_error if inside else None) or log_tail(job.log_path, 300)))
+        tail = log_tail(job.log_path, 2000)
         status: AttemptStatus
         if why:
             status = "timeout" if why == "timeout" else "cancelled"
@@ -247,7 +243,7 @@ class LocalSandbox(Sandbox):
         error = None
         if status == "oom":
             error = f"memory limit of {job.resources.memory_gb:g} GB exceeded"
-        elif status == "agent_failed" and (disk_full or _ENOSPC in tail):
+        elif status == "agent_failed" and (disk_full or ENOSPC in tail):
             error = (f"agent exited with code {exit_code} after filling its disk: the limit of "
                      f"{job.resources.disk_gb:g} GB (resources.disk_gb) was reached in {disk_full or 'a writable dir'}")
         elif status == "agent_failed":
@@ -313,7 +309,7 @@ class _Inside:
                 return self
             self.home = os.open(_root_of(pid) / "home", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             self.tmp = os.open(_root_of(pid) / "tmp", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            _seed(pid, job)
+            seed_writable(job, _root_of(pid) / "home")
             if job.network:
                 self.net_error = self._start_network(pid)
                 if self.net_error:
@@ -354,26 +350,13 @@ class _Inside:
                 st = os.fstatvfs(fd)
             except OSError:
                 continue
-            if st.f_bavail * st.f_frsize < _FULL_BYTES:
+            if st.f_bavail * st.f_frsize < FULL_BYTES:
                 return name
         return None
 
     def copy_out(self, job: SandboxJob) -> dict[str, object]:
         """submission/, code/ and logs/ to the attempt's host dirs; returns what was copied and refused."""
-        if self.home is None:
-            return {}
-        report = CopyReport()
-        for name, dest in (("submission", job.submission_dir), ("code", job.code_dir), ("logs", job.logs_dir)):
-            try:
-                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.home)
-            except OSError:
-                continue
-            try:
-                copy_tree(fd, dest, MAX_ARTIFACT_FILES, job.disk_bytes,
-                          skip=_RESERVED_LOGS if name == "logs" else frozenset(), report=report)
-            finally:
-                os.close(fd)
-        return {"files": report.files, "bytes": report.bytes, "refused": {k[:200]: v for k, v in report.refused.items()}}
+        return {} if self.home is None else copy_back(self.home, job)
 
     def close(self) -> None:
         for fd in (self.home, self.tmp):
@@ -385,25 +368,6 @@ class _Inside:
                 self.slirp.kill()
             self.slirp.wait()
             self.slirp = None
-
-
-_RESERVED_LOGS = frozenset({"agent.log", "sandbox.json"})  # harness's own files in logs/, never the agent's
-
-
-def _seed(pid: int, job: SandboxJob) -> None:
-    """What harness put in the attempt's writable dirs before the start (a grader's runner script, say)
-    moves into the sandbox's tmpfs, before the agent runs; it comes back with the copy-out if the agent keeps it."""
-    for name, host in (("submission", job.submission_dir), ("code", job.code_dir), ("logs", job.logs_dir)):
-        entries = [p for p in host.iterdir() if not (name == "logs" and p.name in _RESERVED_LOGS)] if host.is_dir() else []
-        if not entries:
-            continue
-        skip = _RESERVED_LOGS if name == "logs" else frozenset()
-        copy_tree(host, _root_of(pid) / "home" / name, MAX_ARTIFACT_FILES, job.disk_bytes, skip=skip)
-        for p in entries:
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p)
-            else:
-                p.unlink()
 
 
 def _child_pid(status_r: int, timeout: float) -> Optional[int]:
@@ -502,15 +466,6 @@ def _rlimit_prefix(res: Resources, disk_bytes: int) -> list[str]:
         return []
     mem = int(res.memory_gb * 1024**3)
     return [prlimit, f"--data={mem}", f"--nproc={res.pids * 16}", f"--fsize={disk_bytes}", "--"]
-
-
-def _log_tail(path: Path, n: int) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, path.stat().st_size - n))
-            return f.read().decode(errors="replace").strip()
-    except OSError:
-        return ""
 
 
 def _traversable_parents(*targets: str) -> list[str]:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -26,10 +28,16 @@ from typing import Any, Callable, Optional
 
 from harness.sandbox.docker.images import LABEL, ImageBuildError, agent_image, base_image_tag, docker_client, image_exists, owns_agent_dir
 from harness.sandbox.base import (
+    ENOSPC,
+    FULL_BYTES,
+    WRITABLE_DIRS,
     CappedLog,
     Sandbox,
     SandboxJob,
     SandboxUnavailable,
+    copy_back,
+    log_tail,
+    seed_writable,
     wait_for_end,
 )
 from harness.safe_files import tree_bytes
@@ -43,7 +51,7 @@ _GRACE_S = 120  # past a container's deadline by this much, it is a leftover who
 _SELF_KILL_S = 10  # the container kills itself this long after its time limit, even with no driver left
 LOG_MAX = "16m"  # docker's own json log of a container (rotated, one file): the engine never holds more
 _LOG_MAX_BYTES = 16 * 1024**2
-_DISK_CHECK_S = 1.0  # how often the writable dirs and the container's writable layer are measured
+_DISK_CHECK_S = 1.0  # how often uncapped scratch dirs are measured
 
 
 class DockerSandbox(Sandbox):
@@ -77,22 +85,31 @@ class DockerSandbox(Sandbox):
             with open(job.log_path, "a", buffering=1) as log:
                 image = job.image or agent_image(job.agent_dir, client, log=lambda line: _write_line(log, line))
             details["image"] = image
-            _make_writable_for_agent(job)
-            config = self._container_config(job, image)
-            details["container"] = config["name"]
-            container = client.containers.create(**config)
+            name = container_name(job)
+            scratch = _Scratch.make(job, name, client)
         except (SandboxUnavailable, ImageBuildError) as e:
             return self._infra(job, str(e), details, t0)
         except docker.errors.DockerException as e:  # type: ignore[attr-defined]
-            return self._infra(job, f"could not create the container: {e}", details, t0)
+            return self._infra(job, f"could not reach the Docker engine: {e}", details, t0)
+        except OSError as e:
+            return self._infra(job, f"could not make the attempt's scratch dirs: {e}", details, t0)
         try:
-            result = self._supervise(job, container, cancel, t0)
-        except docker.errors.DockerException as e:  # type: ignore[attr-defined]
-            result = SandboxResult(status="infra_error", isolation="docker", agent_seconds=time.monotonic() - t0,
-                                   error=f"the Docker engine failed during the attempt: {e}")
+            try:
+                config = self._container_config(job, image, scratch)
+                details["container"] = config["name"] = name
+                container = client.containers.create(**config)
+            except docker.errors.DockerException as e:  # type: ignore[attr-defined]
+                return self._infra(job, f"could not create the container: {e}", details, t0)
+            try:
+                result = self._supervise(job, container, cancel, t0, scratch)
+            except docker.errors.DockerException as e:  # type: ignore[attr-defined]
+                result = SandboxResult(status="infra_error", isolation="docker", agent_seconds=time.monotonic() - t0,
+                                       error=f"the Docker engine failed during the attempt: {e}")
+            finally:
+                _remove(container)
+            details["copied_out"] = scratch.copy_back(job)
         finally:
-            _remove(container)
-            _give_back(job)
+            scratch.close()
         self.write_record(job, result, **details)
         return result
 
@@ -106,27 +123,26 @@ class DockerSandbox(Sandbox):
 
     # -------------------------------------------------------------- the container
 
-    def _container_config(self, job: SandboxJob, image: str) -> dict[str, Any]:
+    def _container_config(self, job: SandboxJob, image: str, scratch: "_Scratch") -> dict[str, Any]:
         from docker.types import DeviceRequest, LogConfig, Mount
 
         def bind(target: str, source: Path, read_only: bool) -> Mount:
             return Mount(target, str(source.resolve()), type="bind", read_only=read_only)
 
+        home = scratch.home
         mounts = [
             bind(DATA, job.data_dir, True),
-            bind(SUBMISSION, job.submission_dir, False),
-            bind(LOGS, job.logs_dir, False),
-            bind(CODE, job.code_dir, False),
+            bind(SUBMISSION, home / "submission", False),
+            bind(LOGS, home / "logs", False),
+            bind(CODE, home / "code", False),
             bind(f"{SANDBOX_HARNESS}/harness", HARNESS_PKG, True),
             *(bind(b.target, b.source, b.read_only) for b in job.binds),
         ]
         if not owns_agent_dir(job.agent_dir):
             mounts.append(bind(AGENT, job.agent_dir, True))
-        if job.instructions_path.is_file():
-            mounts.append(bind(INSTRUCTIONS, job.instructions_path, True))
-        validator = job.attempt_dir / ".validate_submission.sh"
-        if validator.is_file():
-            mounts.append(bind(VALIDATE, validator, True))
+        for target, name in ((INSTRUCTIONS, "instructions.md"), (VALIDATE, "validate_submission.sh")):
+            if (scratch.root / name).is_file():
+                mounts.append(bind(target, scratch.root / name, True))
         res = job.resources
         threads = str(max(1, int(res.cpus)))
         env = {
@@ -163,12 +179,14 @@ class DockerSandbox(Sandbox):
                 "harness.attempt_id": job.attempt_id,
                 "harness.creator": f"{socket.gethostname()}:{os.getpid()}",
                 "harness.deadline": str(int(time.time() + job.time_limit_s)),
+                "harness.scratch": str(scratch.root),
             },
             environment=env,
             user=f"{uid}:{gid}",
             working_dir=AGENT,
             hostname="sandbox",
             mounts=mounts,
+            read_only=True,  # nothing but /tmp and the scratch binds is writable: no writable layer to fill
             tmpfs={"/tmp": f"size={job.disk_bytes},mode=1777",
                    **{f"{SANDBOX_HARNESS}/harness/{sub}": "size=64k,mode=0555" for sub in HIDDEN_HARNESS_DIRS}},
             log_config=LogConfig(type="json-file", config={"max-size": LOG_MAX, "max-file": "2"}),
@@ -187,7 +205,8 @@ class DockerSandbox(Sandbox):
             detach=True,
         )
 
-    def _supervise(self, job: SandboxJob, container: Any, cancel: Optional[threading.Event], t0: float) -> SandboxResult:
+    def _supervise(self, job: SandboxJob, container: Any, cancel: Optional[threading.Event], t0: float,
+                   scratch: "_Scratch") -> SandboxResult:
         # attached before the start, so nothing is missed: the attach stream is the container's stdio itself,
         # not docker's (rotated, bounded) log file, which a follow stream loses track of when it rotates
         stream = container.attach(stdout=True, stderr=True, stream=True, logs=False)
@@ -200,7 +219,7 @@ class DockerSandbox(Sandbox):
         logger.start()
         threading.Thread(target=_wait, args=(container, waited, exited), daemon=True).start()
         memory = _MemoryWatch(container.id)
-        disk = _DiskWatch(job, container)
+        disk = _DiskWatch(job, scratch)
 
         def tick() -> None:
             memory.sample()
@@ -232,11 +251,12 @@ class DockerSandbox(Sandbox):
             status = "succeeded"
         else:
             status = "agent_failed"
-        if status == "agent_failed" and disk.full:
+        full = disk.full or scratch.full()
+        if status == "agent_failed" and (full or ENOSPC in log_tail(job.log_path, 2000)):
             return SandboxResult(status=status, exit_code=exit_code, isolation="docker", agent_seconds=seconds,
                                  peak_memory_mb=memory.peak_mb,
                                  error=f"the agent filled its disk: the limit of {job.resources.disk_gb:g} GB "
-                                       f"(resources.disk_gb) was passed in {disk.full}; container killed")
+                                       f"(resources.disk_gb) was reached in {full or 'a writable dir'}")
         error = {
             "oom": f"memory limit of {job.resources.memory_gb:g} GB exceeded",
             "agent_failed": f"agent exited with code {exit_code}",
@@ -270,31 +290,101 @@ def _stream_logs(stream: Any, path: Path, streamed: dict[str, int]) -> None:
 
 
 class _DiskWatch:
-    """The writable bind dirs and the container's writable layer, measured every _DISK_CHECK_S;
-    `full` names the first one past resources.disk_gb (/tmp is a size-capped tmpfs of its own)."""
+    """Without a capped scratch tmpfs (harness may not mount, or dockerd does not share its mounts):
+    the scratch dirs measured every _DISK_CHECK_S; `full` names them once past resources.disk_gb
+    (/tmp is a size-capped tmpfs of its own, and the container's root is read-only)."""
 
-    def __init__(self, job: SandboxJob, container: Any) -> None:
+    def __init__(self, job: SandboxJob, scratch: "_Scratch") -> None:
         self.limit = job.disk_bytes
-        self.dirs = {SUBMISSION + ", " + CODE + ", " + LOGS: [job.submission_dir, job.code_dir, job.logs_dir]}
-        upper = (container.attrs.get("GraphDriver") or {}).get("Data", {}).get("UpperDir")
-        if upper:
-            self.dirs["the container's own filesystem"] = [Path(upper)]
+        self.paths = [] if scratch.capped else [scratch.home / name for name in WRITABLE_DIRS]
         self.full: Optional[str] = None
         self.next = time.monotonic()
 
     def check(self) -> bool:
-        """True the first time a limit is passed."""
-        if self.full or time.monotonic() < self.next:
+        """True the first time the limit is passed."""
+        if self.full or not self.paths or time.monotonic() < self.next:
             return False
         self.next = time.monotonic() + _DISK_CHECK_S
-        for name, paths in self.dirs.items():
-            used = 0
-            for p in paths:
-                used += tree_bytes(p, self.limit - used)
-            if used > self.limit:
-                self.full = name
-                return True
+        used = 0
+        for p in self.paths:
+            used += tree_bytes(p, self.limit - used)
+        if used > self.limit:
+            self.full = f"{SUBMISSION}, {CODE}, {LOGS}"
+            return True
         return False
+
+
+class _Scratch:
+    """The agent's writable dirs while its container runs: <scratch>/<container>/home/{submission,code,logs}
+    in the node's work dir (so the container's mountinfo names neither the store nor the data cache),
+    on one tmpfs of resources.disk_gb that harness mounts when it may (root, and dockerd sharing
+    harness's mount namespace; `capped`), else plain dirs that _DiskWatch measures. Copied into the
+    attempt dir by the rules of harness.safe_files after every ending, then unmounted and removed."""
+
+    def __init__(self, root: Path, capped: bool) -> None:
+        self.root = root
+        self.home = root / "home"
+        self.capped = capped
+
+    @classmethod
+    def make(cls, job: SandboxJob, name: str, client: Any) -> "_Scratch":
+        root = (job.scratch_dir or job.attempt_dir.parent / ".scratch") / name
+        (root / "home").mkdir(parents=True, mode=0o711)
+        uid, gid = _agent_ids()
+        capped = _may_mount(client) and _mount_tmpfs(root / "home", job.disk_bytes, uid, gid)
+        self = cls(root, capped)
+        for sub in WRITABLE_DIRS:
+            (self.home / sub).mkdir(exist_ok=True)
+            os.chown(self.home / sub, uid, gid)
+        seed_writable(job, self.home)
+        for src, dest in ((job.instructions_path, "instructions.md"), (job.attempt_dir / ".validate_submission.sh", "validate_submission.sh")):
+            if src.is_file() and not src.is_symlink():
+                shutil.copyfile(src, root / dest)
+                os.chmod(root / dest, 0o755 if dest.endswith(".sh") else 0o644)
+        return self
+
+    def full(self) -> Optional[str]:
+        """The writable dirs, when their capped tmpfs has (almost) no space left."""
+        if not self.capped:
+            return None
+        try:
+            st = os.statvfs(self.home)
+        except OSError:
+            return None
+        return f"{SUBMISSION}, {CODE}, {LOGS}" if st.f_bavail * st.f_frsize < FULL_BYTES else None
+
+    def copy_back(self, job: SandboxJob) -> dict[str, object]:
+        fd = os.open(self.home, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            return copy_back(fd, job)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        if self.capped:
+            subprocess.run(["umount", "-l", str(self.home)], capture_output=True, check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _may_mount(client: Any) -> bool:
+    """harness runs as root and dockerd sees harness's mounts (same mount namespace: its pid file's
+    process shares ours), so a tmpfs mounted here is what the container's bind shows."""
+    if os.geteuid() != 0:
+        return False
+    try:
+        pid = int(Path("/var/run/docker.pid").read_text().strip())
+        return os.stat(f"/proc/{pid}/ns/mnt").st_ino == os.stat("/proc/self/ns/mnt").st_ino
+    except (OSError, ValueError):
+        return False
+
+
+def _mount_tmpfs(where: Path, size: int, uid: int, gid: int) -> bool:
+    mount = shutil.which("mount")
+    if mount is None:
+        return False
+    opts = f"size={max(size, 1 << 20)},mode=0755,uid={uid},gid={gid},nosuid,nodev"
+    return subprocess.run([mount, "-t", "tmpfs", "-o", opts, "harness-scratch", str(where)],
+                          capture_output=True, check=False).returncode == 0
 
 
 def _append_unstreamed(container: Any, path: Path, streamed: int) -> None:
@@ -371,30 +461,6 @@ def _agent_ids() -> tuple[int, int]:
     return os.getuid(), os.getgid()
 
 
-def _make_writable_for_agent(job: SandboxJob) -> None:
-    """Root's attempt dirs belong to the agent's uid for the attempt (a non-root harness shares its own uid)."""
-    if os.getuid() != 0:
-        return
-    for d in (job.submission_dir, job.logs_dir, job.code_dir):
-        os.chown(d, AGENT_UID, AGENT_UID)
-        if d == job.logs_dir:
-            for p in d.iterdir():
-                os.chown(p, AGENT_UID, AGENT_UID)
-
-
-def _give_back(job: SandboxJob) -> None:
-    """What the agent wrote goes back to harness's own user."""
-    if os.getuid() != 0:
-        return
-    for d in (job.submission_dir, job.logs_dir, job.code_dir):
-        for root, dirs, files in os.walk(d):
-            for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
-                try:
-                    os.lchown(name, 0, 0)
-                except OSError:
-                    pass
-
-
 def gpu_refusal(asked: int) -> Optional[str]:
     """None when this node can give `asked` GPUs to a container, else why not (before anything starts)."""
     if asked <= 0:
@@ -432,6 +498,8 @@ def collect_leftovers(client: Any = None, everything: bool = False) -> list[str]
         overdue = time.time() > float(labels.get("harness.deadline", "inf")) + _GRACE_S
         if everything or overdue or _creator_gone(labels.get("harness.creator", "")):
             _remove(c)
+            if labels.get("harness.scratch"):  # the scratch tmpfs a killed driver left mounted
+                _Scratch(Path(labels["harness.scratch"]), capped=True).close()
             removed.append(c.name)
     return removed
 
