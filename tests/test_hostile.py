@@ -492,3 +492,4 @@ def test_mountinfo_names_neither_the_data_cache_nor_the_answers(kind: str, ray_l
     data_source = next(src for src, dest in sources.items() if dest == "/home/data")
     assert "/views/" in data_source, shown
     assert str(harness_dirs["data"]) not in shown and "/prepared/" not in shown and "private" not in shown, shown
+    assert str(store) not in shown, shown  # nor the store: writable dirs and instructions come from no store path

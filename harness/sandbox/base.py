@@ -119,6 +119,17 @@ def seed_writable(job: SandboxJob, home: Path) -> None:
                 p.unlink()
 
 
+def copy_inputs(job: SandboxJob, dest: Path) -> None:
+    """The attempt's instructions.md and validate script (harness wrote them in the attempt dir) as
+    `dest`/instructions.md and `dest`/validate_submission.sh, for a sandbox to show at INSTRUCTIONS and
+    VALIDATE without mounting a path of the store."""
+    for src, name, mode in ((job.instructions_path, "instructions.md", 0o644),
+                            (job.attempt_dir / ".validate_submission.sh", "validate_submission.sh", 0o755)):
+        if src.is_file() and not src.is_symlink():
+            shutil.copyfile(src, dest / name)
+            os.chmod(dest / name, mode)
+
+
 def copy_back(home: int, job: SandboxJob) -> dict[str, object]:
     """submission/, code/ and logs/ beneath the directory fd `home` (what the agent saw as /home) into
     the attempt's host dirs, by the rules of harness.safe_files; returns what was copied and refused."""

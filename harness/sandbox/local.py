@@ -31,7 +31,7 @@ import warnings
 from pathlib import Path, PurePosixPath
 from typing import Optional
 
-from harness.sandbox.base import CappedLog, Sandbox, SandboxJob, ENOSPC, FULL_BYTES, copy_back, log_tail, seed_writable, wait_for_end
+from harness.sandbox.base import CappedLog, Sandbox, SandboxJob, ENOSPC, FULL_BYTES, copy_back, copy_inputs, log_tail, seed_writable, wait_for_end
 from harness.sandbox.paths import (AGENT, CODE, DATA, HARNESS_PKG, HIDDEN_HARNESS_DIRS, HIDDEN_PACKAGE_DATA, INSTRUCTIONS, LOGS,
                                    SANDBOX_HARNESS, SUBMISSION, VALIDATE)
 from harness.spec import AttemptStatus, Isolation, Resources, SandboxResult
@@ -162,11 +162,6 @@ class LocalSandbox(Sandbox):
         for p in _hidden_package_dirs():
             a += ["--tmpfs", p]
         a += ["--ro-bind", str(job.data_dir), DATA, "--ro-bind", str(job.agent_dir), AGENT]
-        if job.instructions_path.is_file():
-            a += ["--ro-bind", str(job.instructions_path), INSTRUCTIONS]
-        validator = job.attempt_dir / ".validate_submission.sh"
-        if validator.is_file():
-            a += ["--ro-bind", str(validator), VALIDATE]
         for b in job.binds:
             a += _traversable_parents(b.target) + ["--ro-bind" if b.read_only else "--bind", str(b.source), b.target]
         a += ["--chdir", AGENT, "--hostname", "sandbox", "--"]
@@ -310,6 +305,7 @@ class _Inside:
             self.home = os.open(_root_of(pid) / "home", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             self.tmp = os.open(_root_of(pid) / "tmp", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             seed_writable(job, _root_of(pid) / "home")
+            copy_inputs(job, _root_of(pid) / "home")  # at INSTRUCTIONS and VALIDATE, from no store path
             if job.network:
                 self.net_error = self._start_network(pid)
                 if self.net_error:

@@ -36,6 +36,7 @@ from harness.sandbox.base import (
     SandboxJob,
     SandboxUnavailable,
     copy_back,
+    copy_inputs,
     log_tail,
     seed_writable,
     wait_for_end,
@@ -337,10 +338,7 @@ class _Scratch:
             (self.home / sub).mkdir(exist_ok=True)
             os.chown(self.home / sub, uid, gid)
         seed_writable(job, self.home)
-        for src, dest in ((job.instructions_path, "instructions.md"), (job.attempt_dir / ".validate_submission.sh", "validate_submission.sh")):
-            if src.is_file() and not src.is_symlink():
-                shutil.copyfile(src, root / dest)
-                os.chmod(root / dest, 0o755 if dest.endswith(".sh") else 0o644)
+        copy_inputs(job, root)
         return self
 
     def full(self) -> Optional[str]:
