@@ -366,7 +366,7 @@ def _s3(parts: object, query: dict[str, str], shown: str) -> tuple[pafs.FileSyst
         raise StoreError(f"--store {shown}: connect_timeout / request_timeout must be seconds") from None
     opts["retry_strategy"] = pafs.AwsStandardS3RetryStrategy(max_attempts=3)
     try:
-        fs = pafs.S3FileSystem(**opts)  # type: ignore[arg-type]
+        fs = pafs.S3FileSystem(**opts)
     except (OSError, ValueError, TypeError) as e:
         raise StoreError(f"--store {shown}: {' '.join(str(e).split())[:200]}") from None
     base = (parts.hostname or "") + parts.path

@@ -105,6 +105,14 @@ def _done(proc: subprocess.Popen[str], timeout: float = 600) -> tuple[str, str]:
     return out, err
 
 
+@pytest.fixture(autouse=True)
+def _restore_work_dir() -> Iterator[None]:
+    saved = os.environ.get("HARNESS_WORK_DIR")
+    yield
+    if saved is not None:
+        os.environ["HARNESS_WORK_DIR"] = saved
+
+
 def _another_machine(tmp_path: Path, name: str) -> dict[str, str]:
     """A work dir with no mirror yet: what a reader elsewhere sees comes from the bucket alone."""
     d = tmp_path / name
@@ -113,74 +121,98 @@ def _another_machine(tmp_path: Path, name: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_run_report_and_resume_on_s3(harness_dirs: dict[str, Path], s3: S3, aws_env: None, tmp_path: Path) -> None:
-    """Rows, artifacts and reports land in the bucket, none in the local store; `runs`, `report`
-    and a no-op `--resume` work from a machine with no copy of the run."""
+def test_run_killed_resumed_and_read_back_on_s3(harness_dirs: dict[str, Path], s3: S3, aws_env: None,
+                                                tmp_path: Path) -> None:
+    """`harness run --store s3://...`: every attempt finished before a SIGKILL of the driver is in
+    the bucket (row and artifacts); `--resume` ends with exactly one row per attempt and the
+    reports; nothing is written to the local store; `runs`, `report` and a no-op `--resume`
+    work from a machine with no copy of the run."""
     uri = s3.uri("team/runs")
-    out, _ = _done(_cli("run", "-c", "breast-cancer-diagnosis", "-c", "diabetes-progression", "--agent", "dummy",
-                        "--store", uri, "--json"))
-    run_id = out.splitlines()[0].strip()
-    assert json.loads(out[out.index("\n{") + 1:])["run_id"] == run_id
-    keys = set(s3.keys(f"team/runs/{run_id}/"))
+    proc = _cli("run", "--store", uri, "--agent", "slow", "-c", "diabetes-progression", "--seeds", "3",
+                "--max-concurrency", "1", env={"SLOW_SECONDS": "2"})
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().strip()
+    assert run_id, proc.stderr.read() if proc.stderr else ""
     base = f"team/runs/{run_id}"
+    deadline = time.monotonic() + 300
+    while not [k for k in s3.keys(f"{base}/attempts/") if k.endswith(".parquet")]:
+        assert time.monotonic() < deadline and proc.poll() is None, "no row reached the bucket"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = [k.rsplit("/", 1)[1].removesuffix(".parquet") for k in s3.keys(f"{base}/attempts/")]
+    assert 1 <= len(before) < 3
+    for aid in before:  # a row in the bucket has its artifacts beside it
+        assert f"{base}/artifacts/{aid}/submission/submission.csv" in s3.keys(f"{base}/artifacts/{aid}/")
+    state = json.loads(s3.client.get_object(Bucket=BUCKET, Key=f"{base}/run.json")["Body"].read())
+    assert state["status"] == "running"  # the killed driver never wrote its end
+
+    _done(_cli("run", "--resume", run_id, "--store", uri, env={"SLOW_SECONDS": "0"}))
+    keys = set(s3.keys(f"{base}/"))
     for name in ("run.json", "attempts.parquet", "summary.json", "grading_report.json"):
         assert f"{base}/{name}" in keys, (name, sorted(keys))
-    aids = ["breast-cancer-diagnosis__dummy__s0", "diabetes-progression__dummy__s0"]
+    aids = [f"diabetes-progression__slow__s{i}" for i in range(3)]
     for aid in aids:
         assert f"{base}/attempts/{aid}.parquet" in keys
-        for art in ("submission/submission.csv", "logs/agent.log", "code/run.py", "competition_report.json"):
-            assert f"{base}/artifacts/{aid}/{art}" in keys, art
+        for art in ("submission/submission.csv", "logs/agent.log", "competition_report.json"):
+            assert f"{base}/artifacts/{aid}/{art}" in keys, (aid, art)
     table = s3.table(f"{base}/attempts.parquet")
     assert sorted(table["attempt_id"]) == aids and (table["status"] == "succeeded").all() and table["valid_submission"].all()
+    kept = s3.table(f"{base}/attempts/{before[0]}.parquet")  # a row recorded before the kill was kept, not redone
+    assert table.set_index("attempt_id").loc[before[0], "ended_at"] == kept["ended_at"].iloc[0]
     report = json.loads(s3.client.get_object(Bucket=BUCKET, Key=f"{base}/grading_report.json")["Body"].read())
-    assert report["total_runs"] == 2 and report["total_valid_submissions"] == 2
-    assert not (harness_dirs["runs"] / run_id).exists(), "the default local store was written to"
-    assert not (REPO / "runs" / run_id).exists()
+    assert report["total_runs"] == 3 and report["total_valid_submissions"] == 3
+    state = json.loads(s3.client.get_object(Bucket=BUCKET, Key=f"{base}/run.json")["Body"].read())
+    assert state["status"] == "completed" and state["done"] == 3
+    assert not (harness_dirs["runs"] / run_id).exists() and not (REPO / "runs" / run_id).exists(), "a local store was written"
 
     listing, _ = _done(_cli("runs", "--store", uri, "--json", env=_another_machine(tmp_path, "m1")), 300)
     (entry,) = [r for r in json.loads(listing) if r["run_id"] == run_id]
-    assert entry["status"] == "completed" and entry["done"] == 2
+    assert entry["status"] == "completed" and entry["done"] == 3
     summary, _ = _done(_cli("report", run_id, "--store", uri, "--json", env=_another_machine(tmp_path, "m2")), 300)
     assert json.loads(summary)["valid_submission_rate"] == 1.0
-
-    # a resume of the finished run, on another machine: nothing runs again, still one row per attempt
+    _view_reads_the_bucket(uri, run_id, aids[0], tmp_path / "m4")
+    # a resume of the finished run on another machine: nothing runs again, still one row per attempt
     _done(_cli("run", "--resume", run_id, "--store", uri, env=_another_machine(tmp_path, "m3")))
     again = s3.table(f"{base}/attempts.parquet")
     assert sorted(again["attempt_id"]) == aids
     assert list(again.sort_values("attempt_id")["ended_at"]) == list(table.sort_values("attempt_id")["ended_at"])
 
 
-@pytest.mark.slow
-def test_sigkill_of_the_driver_then_resume_on_s3(harness_dirs: dict[str, Path], s3: S3, aws_env: None,
-                                                 tmp_path: Path) -> None:
-    """Every attempt finished before a SIGKILL of the driver is in the bucket (row and artifacts);
-    `--resume` then ends with exactly one row per attempt."""
-    uri = s3.uri("crash")
-    proc = _cli("run", "--store", uri, "--agent", "slow", "-c", "diabetes-progression", "--seeds", "4",
-                "--max-concurrency", "1", env={"SLOW_SECONDS": "1"})
-    assert proc.stdout is not None
-    run_id = proc.stdout.readline().strip()
-    assert run_id, proc.stderr.read() if proc.stderr else ""
-    rows = f"crash/{run_id}/attempts/"
-    deadline = time.monotonic() + 300
-    while len([k for k in s3.keys(rows) if k.endswith(".parquet")]) < 1:
-        assert time.monotonic() < deadline and proc.poll() is None, "no row reached the bucket"
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = [k.rsplit("/", 1)[1].removesuffix(".parquet") for k in s3.keys(rows)]
-    assert 1 <= len(before) < 4
-    for aid in before:  # a row in the bucket has its artifacts beside it
-        assert f"crash/{run_id}/artifacts/{aid}/submission/submission.csv" in s3.keys(f"crash/{run_id}/artifacts/{aid}/")
-    state = json.loads(s3.client.get_object(Bucket=BUCKET, Key=f"crash/{run_id}/run.json")["Body"].read())
-    assert state["status"] == "running"  # the killed driver never wrote its end
+def _view_reads_the_bucket(uri: str, run_id: str, aid: str, work: Path) -> None:
+    """`harness view --store s3://...` (its app on a real uvicorn on 127.0.0.1), from an empty mirror:
+    the runs page lists the run, the attempt page shows it and its log is then served."""
+    import threading
+    import urllib.request
 
-    _done(_cli("run", "--resume", run_id, "--store", uri, env={"SLOW_SECONDS": "1"}))
-    table = s3.table(f"crash/{run_id}/attempts.parquet")
-    assert len(table) == 4 and table["attempt_id"].is_unique and (table["status"] == "succeeded").all()
-    assert len(s3.keys(rows)) == 4
-    state = json.loads(s3.client.get_object(Bucket=BUCKET, Key=f"crash/{run_id}/run.json")["Body"].read())
-    assert state["status"] == "completed" and state["done"] == 4
+    import uvicorn
+
+    from harness.ui import standalone_app
+
+    os.environ["HARNESS_WORK_DIR"] = str(work)  # a fresh mirror (the fixtures' value is restored below)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(standalone_app(uri), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        def get(path: str) -> str:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as r:
+                        return str(r.read().decode())
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+
+        assert run_id in get("/ui/")
+        assert aid in get(f"/ui/runs/{run_id}/attempts/{aid}")
+        assert (work / "store-mirrors").is_dir()
+        assert get(f"/ui/runs/{run_id}/files/artifacts/{aid}/submission/submission.csv").startswith("id,")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 def test_bad_store_uris_fail_in_one_line(harness_dirs: dict[str, Path], s3: S3, aws_env: None) -> None:
