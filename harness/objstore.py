@@ -174,10 +174,7 @@ class RemoteStore:
         `rel` (an earlier try's files). Returns what was copied and refused."""
         report = CopyReport()
         if replace:
-            try:
-                self.fs.delete_dir_contents(self.key(rel), missing_dir_ok=True)
-            except OSError as e:
-                raise StoreError(self.explain(e)) from None
+            self.delete_tree(rel)
         if not local_dir.is_dir() or local_dir.is_symlink():
             return report
         for name, fd, size in walk_beneath(local_dir, MAX_UPLOAD_FILES, MAX_UPLOAD_MB * 1024**2, report):
@@ -197,6 +194,15 @@ class RemoteStore:
         if report.refused:
             log.warning("artifacts of %s not uploaded: %s", rel, dict(list(report.refused.items())[:5]))
         return report
+
+    def delete_tree(self, rel: str) -> None:
+        """Delete every object beneath `rel` (nothing when there is none)."""
+        try:
+            self.fs.delete_dir_contents(self.key(rel), missing_dir_ok=True)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise StoreError(self.explain(e)) from None
 
     # ------------------------------------------------------------------ pull
     def listing(self, rel: str, recursive: bool = False) -> list[pafs.FileInfo]:

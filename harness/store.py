@@ -31,6 +31,7 @@ from typing import Any, Iterable, Optional
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
@@ -204,6 +205,10 @@ class RunStore:
             self._driving = True
             self.remote.pull(f"{self.run_id}/artifacts", recursive=True, only=lambda n: n.endswith("/competition_report.json"))
             sent = {i.base_name for i in self.remote.listing(f"{self.run_id}/attempts")}
+            local = {p.stem for p in self.attempts_dir.glob("*.parquet")} if self.attempts_dir.is_dir() else set()
+            for info in self.remote.listing(f"{self.run_id}/artifacts"):
+                if info.type == pafs.FileType.Directory and f"{info.base_name}.parquet" not in sent and info.base_name not in local:
+                    self.remote.delete_tree(f"{self.run_id}/artifacts/{info.base_name}")  # an unfinished try's files
             if self.attempts_dir.is_dir():
                 for p in sorted(self.attempts_dir.glob("*.parquet")):
                     if p.name not in sent and not p.name.startswith("."):

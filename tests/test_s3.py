@@ -6,6 +6,7 @@ row per attempt; bad store URIs fail in one line before anything runs."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -60,29 +61,35 @@ class S3:
         return pq.read_table(io.BytesIO(self.client.get_object(Bucket=BUCKET, Key=key)["Body"].read())).to_pandas()
 
 
+@contextlib.contextmanager
+def _moto(log_dir: Path, env: dict[str, str] | None = None) -> Iterator[S3]:
+    """A moto S3 server on a free loopback port with BUCKET created; killed by PID at the end."""
+    port = _free_port()
+    with open(log_dir / f"moto-{port}.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise AssertionError(f"moto did not start (exit {proc.poll()})") from None
+                    time.sleep(0.1)
+            server = S3(port)
+            server.client.create_bucket(Bucket=BUCKET)
+            yield server
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
-    port = _free_port()
-    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"moto did not start (exit {proc.poll()})") from None
-                time.sleep(0.1)
-        server = S3(port)
-        server.client.create_bucket(Bucket=BUCKET)
+    with _moto(tmp_path_factory.mktemp("moto")) as server:
         yield server
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        log.close()
 
 
 @pytest.fixture
@@ -237,3 +244,41 @@ def test_bad_store_uris_fail_in_one_line(harness_dirs: dict[str, Path], s3: S3, 
     assert proc.returncode == 2, err
     assert err.strip().count("\n") == 0 and "error: --store s3://no-such-bucket/p" in err and "Traceback" not in err
     assert out == "" and set(harness_dirs["runs"].iterdir()) == local_before
+
+
+def test_refused_credentials_fail_in_one_line(harness_dirs: dict[str, Path], aws_env: None, tmp_path: Path) -> None:
+    """A server that checks keys (moto with IAM auth on after its first action) and a key it does
+    not know: one line saying so, without the secret."""
+    with _moto(tmp_path, env={"INITIAL_NO_AUTH_ACTION_COUNT": "1"}) as strict:
+        with pytest.raises(StoreError) as e:
+            open_store(strict.uri("p") + "&access_key=AKIDUNKNOWN&secret_key=NOTTHEKEY", write=True)
+    msg = str(e.value)
+    assert "refused the credentials" in msg and "AWS_ACCESS_KEY_ID" in msg and "NOTTHEKEY" not in msg and "\n" not in msg
+
+
+def test_hostile_artifacts_and_keys(harness_dirs: dict[str, Path], s3: S3, aws_env: None, tmp_path: Path) -> None:
+    """What an agent left (symlinks, a hard link, a FIFO) is not uploaded; a key in the bucket
+    with `..` in it is not written outside the mirror."""
+    from harness.objstore import open_remote
+    from harness.store import RunStore
+
+    outside = tmp_path / "secret.txt"
+    outside.write_text("host secret")
+    art = tmp_path / "art"
+    (art / "logs").mkdir(parents=True)
+    (art / "logs" / "agent.log").write_text("fine")
+    (art / "link").symlink_to(outside)
+    (art / "dirlink").symlink_to(tmp_path)
+    os.link(outside, art / "hard")
+    os.mkfifo(art / "fifo")
+    remote = open_remote(s3.uri("hostile"))
+    report = remote.upload_tree(art, "r1/artifacts/a1")
+    assert set(s3.keys("hostile/")) == {"hostile/r1/artifacts/a1/logs/agent.log"}, s3.keys("hostile/")
+    assert {"link", "hard", "fifo", "dirlink"} <= set(report.refused)
+
+    s3.client.put_object(Bucket=BUCKET, Key="hostile/r1/attempts/../../../escaped.parquet", Body=b"x")
+    s3.client.put_object(Bucket=BUCKET, Key="hostile/r1/run.json", Body=b"{}")
+    rs = RunStore(s3.uri("hostile"), "r1")
+    assert (rs.dir / "run.json").read_bytes() == b"{}"
+    assert not list(rs.root.parent.rglob("escaped.parquet")) and not (tmp_path / "escaped.parquet").exists()
+    assert rs.artifacts_dir("a1").joinpath("logs", "agent.log").read_text() == "fine"
