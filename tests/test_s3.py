@@ -282,3 +282,33 @@ def test_hostile_artifacts_and_keys(harness_dirs: dict[str, Path], s3: S3, aws_e
     assert (rs.dir / "run.json").read_bytes() == b"{}"
     assert not list(rs.root.parent.rglob("escaped.parquet")) and not (tmp_path / "escaped.parquet").exists()
     assert rs.artifacts_dir("a1").joinpath("logs", "agent.log").read_text() == "fine"
+
+
+@pytest.mark.slow
+def test_an_attempt_away_from_the_driver_uploads_its_artifacts_itself(ray_local: Any, s3: S3, tmp_path: Path) -> None:
+    """An attempt on a node that is not the driver's (here: a context naming another driver node)
+    writes its artifacts to the bucket itself, with the credentials in the store URI (the Ray
+    workers' environment has none), and ships no tarball back."""
+    from harness.orchestrator import _attempt_task, _bundle_agent, _Context, plan_attempts
+    from harness.registry import load_registry
+    from harness.runspec import to_run_spec
+    from harness.spec import Settings
+
+    settings = Settings.from_env()
+    registry = load_registry(settings)
+    agent = registry.agent("dummy")
+    spec = to_run_spec(registry, {"competitions": ["diabetes-progression"], "agent": "dummy"})
+    (attempt,) = plan_attempts(spec, "away-run", registry)
+    bundle, sha = _bundle_agent(agent)
+    elsewhere = "f" * 56  # a Ray node id that is not this one
+    uri = s3.uri("away") + f"&access_key={CREDS['AWS_ACCESS_KEY_ID']}&secret_key={CREDS['AWS_SECRET_ACCESS_KEY']}"
+    driver_store = tmp_path / "driver-store"
+    ctx = _Context(settings=settings.model_copy(update={"driver_node": elsewhere}), store_root=str(driver_store),
+                   driver_node=elsewhere, agent_bundle=bundle, agent_bundle_sha=sha, agent_env={}, agent=agent,
+                   store_uri=uri)
+    outcome = ray_local.get(_attempt_task.remote(attempt, ctx, None), timeout=600)
+    assert outcome.status == "succeeded", outcome.error
+    assert outcome.artifacts_tar is None and not driver_store.exists()
+    keys = s3.keys(f"away/away-run/artifacts/{attempt.attempt_id}/")
+    for art in ("submission/submission.csv", "logs/agent.log", "code/run.py"):
+        assert f"away/away-run/artifacts/{attempt.attempt_id}/{art}" in keys, keys
