@@ -32,9 +32,9 @@ import stat
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import pyarrow.fs as pafs
@@ -51,8 +51,6 @@ S3_QUERY = ("endpoint_override", "scheme", "region", "access_key", "secret_key",
 SECRET_KEYS = frozenset({"access_key", "secret_key", "session_token"})
 #: a file fetched this close (seconds) to its upload may be rewritten within the same mtime second: fetched again
 SETTLE_S = 5.0
-#: a listing of the same folder within this many seconds is not repeated (pages that read a run several times)
-PULL_TTL_S = 1.0
 MAX_UPLOAD_FILES = 10_000
 MAX_UPLOAD_MB = 512
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+@-]{0,254}$")
@@ -88,9 +86,8 @@ class RemoteStore:
     base: str  # "bucket/prefix" (no trailing slash)
     mirror: Path
     endpoint: Optional[str] = None  # host:port when one was named (probed before the first request)
+    bucketed: bool = True  # the first part of `base` is a bucket (S3, GCS, Azure); else `base` is a folder
     secrets: tuple[str, ...] = ()
-    _recent: dict[str, tuple[float, list[str]]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # ------------------------------------------------------------------ keys
     def key(self, rel: str) -> str:
@@ -119,12 +116,14 @@ class RemoteStore:
                 raise StoreError(f"--store {self.shown}: nothing answers at the endpoint {self.endpoint} "
                                  f"({getattr(e, 'strerror', None) or e}): start the object store or fix "
                                  "endpoint_override in the URI / AWS_ENDPOINT_URL") from None
-        bucket = self.base.split("/", 1)[0]
+        bucket = self.base.split("/", 1)[0] if self.bucketed else self.base
         try:
             info = self.fs.get_file_info(bucket)
-            if info.type == pafs.FileType.NotFound:
+            if info.type == pafs.FileType.NotFound and self.bucketed:
                 raise StoreError(f"--store {self.shown}: the bucket {bucket!r} does not exist: create it "
                                  f"(e.g. `aws s3 mb s3://{bucket}`) or name an existing bucket")
+            if write and not self.bucketed:
+                self.fs.create_dir(self.base, recursive=True)
             if write:
                 probe = self.key(f".probe-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
                 with self.fs.open_output_stream(probe) as out:
@@ -153,12 +152,19 @@ class RemoteStore:
         return f"--store {self.shown}: the object store failed ({text[:300]})"
 
     # ------------------------------------------------------------------ upload
+    def _open_out(self, rel: str) -> Any:
+        """An output stream for `rel`; a filesystem with real folders (not a bucket) gets its parents first."""
+        key = self.key(rel)
+        if not self.bucketed:
+            self.fs.create_dir(key.rsplit("/", 1)[0], recursive=True)
+        return self.fs.open_output_stream(key)
+
     def upload_file(self, local: Path, rel: str) -> None:
         """Copy one file the harness wrote (in the mirror) to `rel`; then mark the mirror copy
         newer than the object, so a pull never replaces it with itself."""
         data = local.read_bytes()
         try:
-            with self.fs.open_output_stream(self.key(rel)) as out:
+            with self._open_out(rel) as out:
                 out.write(data)
         except OSError as e:
             raise StoreError(self.explain(e)) from None
@@ -181,7 +187,7 @@ class RemoteStore:
             if any(p.startswith(".") and p.endswith(".tmp") for p in name.split("/")):
                 continue  # the store's own temporary files
             try:
-                with self.fs.open_output_stream(self.key(f"{rel}/{name}")) as out:
+                with self._open_out(f"{rel}/{name}") as out:
                     left = size
                     while left > 0:
                         chunk = os.pread(fd, min(left, 1 << 20), size - left)
@@ -219,12 +225,6 @@ class RemoteStore:
         """Fetch into the mirror every file beneath `rel` (and, one level down, beneath its
         sub-folders named in `dirs`) that is missing there or newer on the object store;
         `only` filters store-relative names. Returns the names of the sub-folders seen."""
-        now = time.monotonic()
-        tag = f"{rel}|{recursive}|{','.join(dirs)}"
-        with self._lock:
-            seen_at, seen = self._recent.get(tag, (-1e9, []))
-        if now - seen_at < PULL_TTL_S:
-            return list(seen)
         infos = self.listing(rel, recursive)
         wanted = set(dirs)
         subdirs = [i.base_name for i in infos if i.type == pafs.FileType.Directory]
@@ -238,8 +238,6 @@ class RemoteStore:
             if name is None or (only is not None and not only(name)):
                 continue
             self.fetch(info, name)
-        with self._lock:
-            self._recent[tag] = (now, subdirs)
         return subdirs
 
     def fetch_if_stale(self, rels: list[str]) -> None:
@@ -321,15 +319,18 @@ def _parse(uri: str, work_dir: Optional[Path]) -> RemoteStore:
     endpoint: Optional[str] = None
     if scheme in ("s3", "s3a"):
         fs, base, endpoint = _s3(parts, query, shown)
+        base = base.strip("/")
     else:
         fs, base = _generic(uri, shown)
-    base = base.strip("/")
+        base = base.rstrip("/") if base.strip("/") else ""  # an absolute path (hdfs://...) stays absolute
+    bucketed = scheme in ("s3", "s3a", "gs", "gcs", "abfs", "abfss", "az")
     if not base:
         raise StoreError(f"--store {shown}: names no bucket; use s3://BUCKET/PREFIX")
     digest = hashlib.sha256(f"{scheme}://{base}?{endpoint or ''}".encode()).hexdigest()[:12]
-    label = re.sub(r"[^A-Za-z0-9._-]", "_", base.split("/", 1)[0])[:40]
+    label = re.sub(r"[^A-Za-z0-9._-]", "_", base.strip("/").split("/", 1)[0])[:40] or scheme
     mirror = _mirror_root(work_dir) / f"{label}-{digest}"
-    return RemoteStore(uri=uri, shown=shown, fs=fs, base=base, mirror=mirror, endpoint=endpoint, secrets=secrets)
+    return RemoteStore(uri=uri, shown=shown, fs=fs, base=base, mirror=mirror, endpoint=endpoint, secrets=secrets,
+                       bucketed=bucketed)
 
 
 def _s3(parts: object, query: dict[str, str], shown: str) -> tuple[pafs.FileSystem, str, Optional[str]]:

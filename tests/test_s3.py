@@ -312,3 +312,27 @@ def test_an_attempt_away_from_the_driver_uploads_its_artifacts_itself(ray_local:
     keys = s3.keys(f"away/away-run/artifacts/{attempt.attempt_id}/")
     for art in ("submission/submission.csv", "logs/agent.log", "code/run.py"):
         assert f"away/away-run/artifacts/{attempt.attempt_id}/{art}" in keys, keys
+
+
+def test_any_pyarrow_filesystem_uri(harness_dirs: dict[str, Path], tmp_path: Path) -> None:
+    """A store URI pyarrow knows other than s3:// (its in-memory `mock://` filesystem, which lives
+    in this process): run.json and a row written through one mirror are read back through another."""
+    import shutil
+
+    from harness.spec import AttemptResult, RunSpec, RunState, utcnow
+    from harness.store import RunStore, list_runs
+
+    uri = "mock:///results/runs"
+    assert open_store(uri, write=True) == uri
+    rs = RunStore(uri, "r1")
+    rs.write_state(RunState(run_id="r1", spec=RunSpec(competitions=["diabetes-progression"], agent="dummy")))
+    now = utcnow()
+    rs.write_attempt(AttemptResult(run_id="r1", attempt_id="a1", task_kind="competition", competition_id="diabetes-progression",
+                                   agent_id="dummy", seed=0, sandbox="local", isolation="bwrap", status="succeeded",
+                                   started_at=now, ended_at=now))
+    rs.publish_attempt("a1")
+    shutil.rmtree(rs.root)  # the mirror is only a cache
+    assert [s.run_id for s in list_runs(uri)] == ["r1"]
+    again = RunStore(uri, "r1")
+    assert again.read_state().spec.competitions == ["diabetes-progression"]
+    assert list(again.attempts()["attempt_id"]) == ["a1"]
