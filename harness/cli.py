@@ -28,6 +28,7 @@ from harness.runspec import RunInput, load_run_file
 from harness.sandbox.base import SandboxUnavailable
 from harness.sandbox.docker import collect_leftovers
 from harness.spec import FINAL_STATUSES, Settings, technique_level_of
+from harness.objstore import shown_store
 from harness.store import RunStore, list_runs, open_store, store_location
 from harness.technique import available_tasks
 
@@ -456,7 +457,7 @@ def serve_(
         url = start(host, port, store=str(store) if store else None, max_runs_per_user=max_runs_per_user, address=address)
     except ServiceConfigError as e:
         _fail(e)
-    console.print(f"harness API at {url} · docs {url}/docs · runs in {store or 'runs'} · Ctrl-C stops it")
+    console.print(f"harness API at {url} · docs {url}/docs · runs in {shown_store(store or 'runs')} · Ctrl-C stops it")
     _line(url)
     try:
         while True:

@@ -35,7 +35,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pyarrow.fs as pafs
 
@@ -313,9 +313,7 @@ def _parse(uri: str, work_dir: Optional[Path]) -> RemoteStore:
     scheme = parts.scheme.lower()
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     secrets = tuple(v for k, v in query.items() if k in SECRET_KEYS and v) + tuple(x for x in (parts.password,) if x)
-    shown_query = "&".join(f"{k}={'***' if k in SECRET_KEYS else quote(v, safe=':')}" for k, v in query.items())
-    host = parts.hostname or ""
-    shown = f"{scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}" + (f"?{shown_query}" if shown_query else "")
+    shown = shown_store(uri)
     endpoint: Optional[str] = None
     if scheme in ("s3", "s3a"):
         fs, base, endpoint = _s3(parts, query, shown)
@@ -405,9 +403,19 @@ def _generic(uri: str, shown: str) -> tuple[pafs.FileSystem, str]:
                      "AWS_ENDPOINT_URL), or another pyarrow/fsspec filesystem URI")
 
 
+def shown_store(store: str) -> str:
+    """A --store value fit for messages and API responses: an object-store URI without its secrets."""
+    if not is_remote(store):
+        return store
+    parts = urlsplit(store)
+    query = "&".join(f"{k}={'***' if k in SECRET_KEYS else v}" for k, v in parse_qsl(parts.query, keep_blank_values=True))
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}" + (f"?{query}" if query else "")
+
+
 def safe_run_id(run_id: str) -> bool:
     """Whether `run_id` can name a folder in the mirror and a key prefix (no '/', no '..')."""
     return bool(_NAME.match(run_id))
 
 
-__all__ = ["RemoteStore", "StoreError", "is_remote", "local_path_of", "open_remote", "safe_run_id"]
+__all__ = ["RemoteStore", "StoreError", "is_remote", "local_path_of", "open_remote", "safe_run_id", "shown_store"]

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 import pyarrow.parquet as pq
 import pytest
 
-from harness.objstore import StoreError
+from harness.objstore import StoreError, shown_store
 from harness.store import open_store
 
 pytest.importorskip("moto", reason="moto[server] (the test extra) runs the local S3 server")
@@ -237,6 +237,7 @@ def test_bad_store_uris_fail_in_one_line(harness_dirs: dict[str, Path], s3: S3, 
             open_store(uri, write=True)
         msg = str(e.value)
         assert said in msg and "\n" not in msg and msg.startswith("--store ") and "TOPSECRET" not in msg, msg
+        assert "TOPSECRET" not in shown_store(uri)  # what `harness serve` prints and the API names
     # the command line: exit 2, one line on stderr, nothing written anywhere
     local_before = set(harness_dirs["runs"].iterdir())
     proc = _cli("run", "-c", "diabetes-progression", "--agent", "dummy", "--store", s3.uri("p", bucket="no-such-bucket"))

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import harness
-from harness.objstore import is_remote
+from harness.objstore import is_remote, shown_store
 from harness.serve.auth import TOKENS_ENV, ServiceConfigError, TokenTable, check_bind, load_tokens
 from harness.serve.models import ArtifactList, ErrorBody, Health, RunAccepted, RunPage, RunRequest, RunView
 from harness.serve.agents_upload import ALLOW_LOCAL_GIT_ENV, MAX_UPLOAD_BYTES
@@ -374,7 +374,7 @@ def build_app(args: dict[str, Any]) -> Any:
         max_runs_per_user=int(args.get("max_runs_per_user") or os.environ.get("HARNESS_MAX_RUNS_PER_USER")
                               or DEFAULT_MAX_RUNS_PER_USER),
         max_body_bytes=int(args.get("max_body_bytes") or DEFAULT_MAX_BODY_BYTES),
-        store_display=store,
+        store_display=shown_store(store),
         agents_path=[str(Path(p).expanduser().resolve()) for p in _path_list(args.get("agents_path"))],
         max_attempts_per_user=_optional(args.get("max_attempts_per_user") or os.environ.get("HARNESS_MAX_ATTEMPTS_PER_USER"), int),
         cpu_seconds_per_day=_optional(args.get("cpu_seconds_per_day") or os.environ.get("HARNESS_CPU_SECONDS_PER_DAY"), float),
