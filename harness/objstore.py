@@ -51,6 +51,8 @@ S3_QUERY = ("endpoint_override", "scheme", "region", "access_key", "secret_key",
 SECRET_KEYS = frozenset({"access_key", "secret_key", "session_token"})
 #: a file fetched this close (seconds) to its upload may be rewritten within the same mtime second: fetched again
 SETTLE_S = 5.0
+#: run.json files looked at (and fetched) at once by a listing of runs
+FETCH_THREADS = 16
 MAX_UPLOAD_FILES = 10_000
 MAX_UPLOAD_MB = 512
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+@-]{0,254}$")
@@ -244,13 +246,18 @@ class RemoteStore:
         """Fetch these store-relative files when they are newer on the object store than in the mirror."""
         if not rels:
             return
-        try:
-            infos = self.fs.get_file_info([self.key(r) for r in rels])
-        except OSError as e:
-            raise StoreError(self.explain(e)) from None
-        for info, rel in zip(infos, rels):
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(rel: str) -> None:  # a HEAD, then a GET when newer: many at once (pyarrow releases the GIL)
+            info = self.fs.get_file_info(self.key(rel))
             if info.type == pafs.FileType.File:
                 self.fetch(info, rel)
+
+        try:
+            with ThreadPoolExecutor(max_workers=min(FETCH_THREADS, len(rels))) as pool:
+                list(pool.map(one, rels))
+        except OSError as e:
+            raise StoreError(self.explain(e)) from None
 
     def fetch(self, info: pafs.FileInfo, rel: str) -> None:
         """Copy one object into the mirror when the mirror's copy is missing or older."""
