@@ -173,7 +173,7 @@ def run(
     if as_json:
         emit_json(result.summary.model_dump(mode="json"))
     else:
-        _print_report(RunStore(result.run_dir.parent, result.run_id))
+        _print_report(RunStore(store_location(store), result.run_id))
     raise typer.Exit(run_exit_code(result.status, result.summary.by_status))
 
 
