@@ -28,7 +28,8 @@ from harness.runspec import RunInput, load_run_file
 from harness.sandbox.base import SandboxUnavailable
 from harness.sandbox.docker import collect_leftovers
 from harness.spec import FINAL_STATUSES, Settings, technique_level_of
-from harness.store import RunStore, default_store, list_runs
+from harness.objstore import shown_store
+from harness.store import RunStore, list_runs, open_store, store_location
 from harness.technique import available_tasks
 
 EXIT_CODES = "Exit codes: 0 done, 1 the run ended with failures, 2 bad input, 130 interrupted (Ctrl-C)."
@@ -113,7 +114,7 @@ def run(
     engineering_tasks: Optional[List[str]] = typer.Option(None, "--engineering-tasks", help="ml-spec,eda-notebook,... or all."),
     config: Optional[Path] = typer.Option(None, "--config", help="A run file (YAML/JSON: agent, competitions, split, seeds, ...) instead of the flags above."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Finish an earlier run: only missing attempts run."),
-    store: Optional[Path] = StoreOpt,
+    store: Optional[str] = StoreOpt,
     address: Optional[str] = typer.Option(None, "--address", envvar="RAY_ADDRESS", help="Ray cluster address (default: a local Ray)."),
     as_json: bool = typer.Option(False, "--json", help="After the run id, print the summary as JSON (no tables)."),
     ray_resource: Optional[List[str]] = typer.Option(None, "--ray-resource",
@@ -172,7 +173,7 @@ def run(
     if as_json:
         emit_json(result.summary.model_dump(mode="json"))
     else:
-        _print_report(RunStore(result.run_dir.parent, result.run_id))
+        _print_report(RunStore(store_location(store), result.run_id))
     raise typer.Exit(run_exit_code(result.status, result.summary.by_status))
 
 
@@ -185,12 +186,16 @@ def run_exit_code(status: str, by_status: dict[str, int]) -> int:
 
 
 @app.command()
-def runs(store: Optional[Path] = StoreOpt, as_json: bool = JsonOpt) -> None:
+def runs(store: Optional[str] = StoreOpt, as_json: bool = JsonOpt) -> None:
     """One line per run: id, agent, attempts done/total, status."""
     from harness.orchestrator import driver_alive  # Ray loads only for the commands that run
 
     rows = []
-    for s in list_runs(store):
+    try:
+        states = list_runs(store)
+    except USER_ERRORS as e:  # an object store that cannot be read
+        _fail(e)
+    for s in states:
         status: str = s.status
         if status == "running" and s.driver and not driver_alive(s.driver):
             status = "interrupted (resumable)" if not as_json else "interrupted"
@@ -204,10 +209,10 @@ def runs(store: Optional[Path] = StoreOpt, as_json: bool = JsonOpt) -> None:
 
 
 @app.command()
-def report(run_id: str, store: Optional[Path] = StoreOpt, as_json: bool = JsonOpt) -> None:
+def report(run_id: str, store: Optional[str] = StoreOpt, as_json: bool = JsonOpt) -> None:
     """The leaderboard table of a run again (`--json`: its summary)."""
-    rs = RunStore(store or default_store(), run_id)
     try:
+        rs = RunStore(store_location(store), run_id)
         state = rs.read_state()
     except USER_ERRORS as e:
         _fail(e)
@@ -272,7 +277,7 @@ def _print_report(rs: RunStore) -> None:
         emit_table(["task", "level", "attempts", "score (mean ± SEM)", "statuses"], trows,
                    title=f"technique tasks · agent {state.spec.agent}")
     _line(f"status: {state.status} · {summary.done}/{state.total} attempts · " +
-          ", ".join(f"{k} {v}" for k, v in summary.by_status.items()) + f" · {rs.dir}")
+          ", ".join(f"{k} {v}" for k, v in summary.by_status.items()) + f" · {rs.location}")
 
 
 @app.command()
@@ -436,7 +441,7 @@ def serve_(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; beyond loopback it needs HARNESS_API_TOKENS."),
     port: int = typer.Option(8000, "--port"),
     address: Optional[str] = typer.Option(None, "--address", envvar="RAY_ADDRESS", help="Ray cluster address (default: a local Ray)."),
-    store: Optional[Path] = StoreOpt,
+    store: Optional[str] = StoreOpt,
     max_runs_per_user: int = typer.Option(4, "--max-runs-per-user", envvar="HARNESS_MAX_RUNS_PER_USER", help="Concurrent runs per user."),
 ) -> None:
     """Serve the HTTP API for harness.Client on Ray Serve (docs at /docs); Ctrl-C stops it."""
@@ -445,10 +450,14 @@ def serve_(
     from harness.serve.app import ServiceConfigError, start, stop  # Ray Serve loads only for this command
 
     try:
+        open_store(store)  # an object store that cannot be read fails here, in one line
+    except USER_ERRORS as e:
+        _fail(e)
+    try:
         url = start(host, port, store=str(store) if store else None, max_runs_per_user=max_runs_per_user, address=address)
     except ServiceConfigError as e:
         _fail(e)
-    console.print(f"harness API at {url} · docs {url}/docs · runs in {store or 'runs'} · Ctrl-C stops it")
+    console.print(f"harness API at {url} · docs {url}/docs · runs in {shown_store(store or 'runs')} · Ctrl-C stops it")
     _line(url)
     try:
         while True:

@@ -21,7 +21,7 @@ def _fail(msg: str) -> None:
 
 
 def view(
-    store: Optional[Path] = typer.Option(None, "--store", envvar="HARNESS_RUNS_DIR", help="Run store (default ./runs)."),
+    store: Optional[str] = typer.Option(None, "--store", envvar="HARNESS_RUNS_DIR", help="Run store (default ./runs; or s3://bucket/prefix)."),
     port: int = typer.Option(7575, "--port", help="Port on 127.0.0.1."),
     host: str = typer.Option("127.0.0.1", "--host", help="Loopback address to listen on (the standalone view has no login)."),
 ) -> None:
@@ -29,14 +29,17 @@ def view(
     import uvicorn
 
     from harness.serve.auth import is_loopback  # the dashboard's modules load only for `harness view`
-    from harness.store import default_store  # likewise
+    from harness.store import USER_STORE_ERRORS, open_store  # likewise
     from harness.ui import standalone_app  # likewise
 
-    root = store or default_store()
+    try:
+        root = open_store(store)  # an object store is checked here (one line when it cannot be read)
+    except USER_STORE_ERRORS as e:
+        _fail(str(e))
     if not is_loopback(host):
         _fail(f"--host {host}: `harness view` has no login, so it only listens on loopback (127.0.0.1); "
               "to share a dashboard run `harness serve` with HARNESS_API_TOKENS (its /ui has a login)")
-    if not root.is_dir():
+    if isinstance(root, Path) and not root.is_dir():
         _fail(f"--store {root}: no such directory; point it at a run store (the folder `harness run --store` wrote)")
     shown = f"[{host}]" if ":" in host else host
     console.print(f"dashboard of {root} at http://{shown}:{port}/ui/ · read-only · Ctrl-C stops it")
@@ -48,24 +51,26 @@ def view(
 
 def compare(
     run_ids: List[str] = typer.Argument(..., help="Two or more run ids; the first is the base."),
-    store: Optional[Path] = typer.Option(None, "--store", envvar="HARNESS_RUNS_DIR", help="Run store (default ./runs)."),
+    store: Optional[str] = typer.Option(None, "--store", envvar="HARNESS_RUNS_DIR", help="Run store (default ./runs; or s3://bucket/prefix)."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
     """Per competition and technique task: the paired difference of scores over seeds (other − base)
     with a 95% bootstrap interval, and valid/medal rates of each run."""
-    from harness.store import RunNotFound, RunStore, default_store  # loaded only for `harness compare`
+    from harness.store import USER_STORE_ERRORS, RunNotFound, RunStore, open_store  # loaded only for `harness compare`
     from harness.ui.compare import compare_runs, fmt, fmt_delta, fmt_rate  # likewise
 
     if len(run_ids) < 2:
         _fail("compare needs at least two run ids: harness compare <base run> <other run> [...]")
-    root = store or default_store()
     loaded = []
     for rid in run_ids:
-        rs = RunStore(root, rid)
         try:
+            root = open_store(store)
+            rs = RunStore(root, rid)
             state = rs.read_state()
         except RunNotFound as e:
-            _fail(f"{e} (store {root})")
+            _fail(f"{e} (store {store or 'runs'})")
+        except USER_STORE_ERRORS as e:
+            _fail(str(e))
         except ValueError as e:
             _fail(f"{rs.state_path}: not a valid run.json ({str(e).splitlines()[0]})")
         loaded.append((rid, state.spec.agent, rs.attempts()))

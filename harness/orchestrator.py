@@ -57,13 +57,14 @@ from harness.spec import (
     new_run_id,
     utcnow,
 )
+from harness.objstore import open_remote
 from harness.safe_files import extract_tar
 from harness.safe_files import tar_tree
 from harness.sandbox.local import network_refusal
 from harness.sandbox.backends import get_sandbox
 from harness.sandbox.base import Bind, SandboxJob, agent_command
 from harness.sandbox.docker import DockerSandbox
-from harness.store import DriverLock, RunLocked, RunStore, default_store
+from harness.store import DriverLock, RunLocked, RunStore, local_root, open_store
 from harness.tasks import VALIDATE_SCRIPT, backend_for
 from harness.validate import sample_submission_env
 from harness.technique import plan_technique_attempts
@@ -108,6 +109,7 @@ class _Context:
     agent: AgentConfig  # by value: an agent found only on the driver's HARNESS_AGENTS_PATH runs on any node
     llm: Any = None  # LLMRunConfig when the agent calls an LLM (issue 13)
     hints: Any = None  # competition_id -> (instructions text, sources), from --hints-from
+    store_uri: Optional[str] = None  # an object store: attempts on other nodes upload their artifacts there
 
 
 # ====================================================================== planning
@@ -176,9 +178,9 @@ def run(
     attempts run. Returns when every attempt has a row (or the run was
     cancelled through `cancel_event` / Ctrl-C, which leaves it resumable).
     """
-    root = Path(store) if store is not None else default_store()
+    root = open_store(store, write=True)  # an object store (s3://...) must answer and take a write before anything runs
     settings = Settings.from_env()
-    _check_dirs(root, settings)
+    _check_dirs(local_root(root), settings)
     registry = load_registry(settings)
     if resume:
         rs = RunStore(root, resume)
@@ -216,7 +218,7 @@ def run(
     agent_env = agent_env_vars(agent_cfg)
     plan = plan_attempts(resolve_sandbox(spec, agent_cfg), rs.run_id, registry)
 
-    llm_cfg, hint_map = llm_and_hints(spec, agent_cfg, root, plan)
+    llm_cfg, hint_map = llm_and_hints(spec, agent_cfg, cast(Path, root), plan)  # RunStore takes a store URI too
     state.total = len(plan)
     state.status = "running"
     state.error = None
@@ -470,7 +472,7 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
     settings = settings.model_copy(update={"driver_node": ray.get_runtime_context().get_node_id()})
     ctx = _Context(settings=settings, store_root=str(rs.root.resolve()), driver_node=ray.get_runtime_context().get_node_id(),
                    agent_bundle=ray.put(bundle), agent_bundle_sha=sha, agent_env=agent_env, agent=agent,
-                   llm=llm, hints=hints or {})
+                   llm=llm, hints=hints or {}, store_uri=rs.remote.uri if rs.remote is not None else None)
     res = agent.resources
     attempt_task = _attempt_task.options(num_cpus=res.cpus, num_gpus=res.gpus, max_retries=0,
                                          resources=dict(spec.ray_resources))
@@ -509,6 +511,7 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
         rs.write_attempt(row, report.checks if report else ())
         record_attempt_report(rs, row, report)  # mlebench report files, as attempts finish
         rs.write_score_details(row, report.details if report else {})
+        rs.publish_attempt(a.attempt_id)  # an object store: artifacts, then the row
         prog.done += 1
         prog.failed += row.status != "succeeded"
 
@@ -727,7 +730,10 @@ def execute_attempt(a: AttemptSpec, ctx: _Context, prep_error: Optional[str]) ->
         if usage is not None and usage.provider_down and result.status != "cancelled":  # not the agent's fault
             result = result.model_copy(update={"status": "infra_error", "error": f"LLM provider down: {usage.provider_down}"})
         outputs = backend.outputs(attempt_dir)
-        tar = None if same_node else _pack(attempt_dir)
+        tar = None if same_node or ctx.store_uri else _pack(attempt_dir)
+        if ctx.store_uri and not same_node:  # straight to the object store (credentials from this node's env / the URI)
+            open_remote(ctx.store_uri, ctx.settings.work_dir).upload_tree(
+                attempt_dir, f"{a.run_id}/artifacts/{a.attempt_id}", replace=True)
         return AttemptOutcome(**base, status=result.status, exit_code=result.exit_code, isolation=result.isolation,
                               started_at=started, ended_at=utcnow(), agent_seconds=result.agent_seconds,
                               peak_memory_mb=result.peak_memory_mb, error=result.error, artifacts_tar=tar, outputs=outputs,

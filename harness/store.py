@@ -12,6 +12,10 @@
 
 Every file is written to a temporary name and renamed into place, so a crash
 never leaves a torn file and a finished attempt's row is never lost.
+
+A store may also be an object-store URI (`s3://bucket/prefix`, see harness/objstore.py):
+`RunStore` then works in a local mirror of it and copies each file there as it is written
+(an attempt's row last, after its artifacts, on `publish_attempt`), and readers pull first.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ from typing import Any, Iterable, Optional
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
+from harness.objstore import RemoteStore, StoreError, is_remote, local_path_of, open_remote, safe_run_id
 from harness.safe_files import clip
 from harness.spec import AttemptResult, CheckResult, RunState, RunSummary, technique_level_of, utcnow
 
@@ -113,6 +119,40 @@ def default_store() -> Path:
     return Path(os.environ.get("HARNESS_RUNS_DIR", "runs"))
 
 
+def store_location(store: Path | str | None) -> Path | str:
+    """A --store value as the store it names: an object-store URI as given (a str), anything
+    else (a path, `file://...`) as a local Path; None reads HARNESS_RUNS_DIR (default ./runs)."""
+    if store is None:
+        store = os.environ.get("HARNESS_RUNS_DIR") or "runs"
+    if is_remote(store):
+        return str(store)
+    return local_path_of(store) if isinstance(store, str) else Path(store)
+
+
+def open_store(store: Path | str | None, write: bool = False) -> Path | str:
+    """`store_location`, checked: an object store must answer, have its bucket and (with `write`)
+    take a write; a local store is left to its users. Raises StoreError (one line, no secrets)."""
+    where = store_location(store)
+    if isinstance(where, str):
+        remote = open_remote(where)
+        if write:
+            remote.check(write=True)
+    return where
+
+
+#: what opening a store can raise that is the user's to fix (a bad URI, an unreachable object store)
+USER_STORE_ERRORS: tuple[type[BaseException], ...] = (StoreError,)
+
+
+def local_root(where: Path | str) -> Path:
+    """The local directory a store is worked in: the path itself, or an object store's mirror."""
+    return open_remote(where).mirror if isinstance(where, str) else Path(where)
+
+
+#: sub-folders of a run with one file per attempt (pulled with the run's tables)
+ROW_DIRS = ("attempts", "technique_grades", "score_details")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
@@ -137,13 +177,76 @@ class RunStore:
     """One run's directory."""
 
     def __init__(self, root: Path | str, run_id: str) -> None:
-        self.root = Path(root)
+        where = store_location(root)
+        #: the object store when `root` is a URI; `root` is then its local mirror
+        self.remote: Optional[RemoteStore] = open_remote(where) if isinstance(where, str) else None
+        self.root = self.remote.mirror if self.remote is not None else Path(where)
         self.run_id = run_id
         self.dir = self.root / run_id
+        self._driving = False
+        self._pending: list[Path] = []  # written, to be uploaded by publish_attempt (rows last)
+        self._fetched: set[str] = set()  # attempts whose artifacts this reader pulled
+        if self.remote is not None:
+            if not safe_run_id(run_id):
+                raise RunNotFound(run_id)
+            self.remote.pull(run_id, dirs=ROW_DIRS)
+
+    @property
+    def location(self) -> str:
+        """Where the run lives, for messages: the store URI (no secrets) and run id, or the run's folder."""
+        return f"{self.remote.shown.split('?')[0].rstrip('/')}/{self.run_id}" if self.remote else str(self.dir)
 
     def claim_driver(self) -> DriverLock:
-        """Become this run's only driver, or raise RunLocked naming the live one."""
-        return DriverLock(self.dir)
+        """Become this run's only driver, or raise RunLocked naming the live one. On an object
+        store: first upload what an earlier driver on this machine recorded but had not sent yet
+        (it was killed in between), and fetch the attempts' report files a resume rebuilds from."""
+        lock = DriverLock(self.dir)
+        if self.remote is not None:
+            self._driving = True
+            self.remote.pull(f"{self.run_id}/artifacts", recursive=True, only=lambda n: n.endswith("/competition_report.json"))
+            sent = {i.base_name for i in self.remote.listing(f"{self.run_id}/attempts")}
+            local = {p.stem for p in self.attempts_dir.glob("*.parquet")} if self.attempts_dir.is_dir() else set()
+            for info in self.remote.listing(f"{self.run_id}/artifacts"):
+                if info.type == pafs.FileType.Directory and f"{info.base_name}.parquet" not in sent and info.base_name not in local:
+                    self.remote.delete_tree(f"{self.run_id}/artifacts/{info.base_name}")  # an unfinished try's files
+            if self.attempts_dir.is_dir():
+                for p in sorted(self.attempts_dir.glob("*.parquet")):
+                    if p.name not in sent and not p.name.startswith("."):
+                        self._queue(self.dir / "technique_grades" / p.name)
+                        self._queue(self.dir / "score_details" / p.name)
+                        self._queue(p)
+                        self.publish_attempt(p.stem)
+        return lock
+
+    # -- the object store (no-ops for a local store)
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def _send(self, path: Path) -> None:
+        """Upload one file just written (a no-op for a local store)."""
+        if self.remote is not None and path.is_file():
+            self.remote.upload_file(path, self._rel(path))
+
+    def _queue(self, path: Path) -> None:
+        if self.remote is not None and path not in self._pending:
+            self._pending.append(path)
+
+    def publish_attempt(self, attempt_id: str) -> None:
+        """On an object store: upload the attempt's artifacts, then its grades and sub-scores,
+        then its row, last, so a row there always has its artifacts beside it. A no-op locally.
+        `write_attempt` and `write_score_details` leave their files for this call."""
+        if self.remote is None:
+            return
+        self.remote.upload_tree(self.artifacts_dir(attempt_id), f"{self.run_id}/artifacts/{attempt_id}")
+        mine = [p for p in self._pending if p.stem == attempt_id]
+        mine.sort(key=lambda p: p.parent.name == "attempts")  # the row last
+        for p in mine:
+            self._send(p)
+            self._pending.remove(p)
+
+    def _flush(self) -> None:
+        for aid in dict.fromkeys(p.stem for p in list(self._pending)):
+            self.publish_attempt(aid)
 
     # -- run.json
     @property
@@ -161,6 +264,7 @@ class RunStore:
     def write_state(self, state: RunState) -> None:
         state.updated_at = utcnow()
         atomic_write_text(self.state_path, state.model_dump_json(indent=1))
+        self._send(self.state_path)
 
     # -- attempts
     @property
@@ -168,6 +272,10 @@ class RunStore:
         return self.dir / "attempts"
 
     def artifacts_dir(self, attempt_id: str) -> Path:
+        """The attempt's artifacts folder (a reader of an object store fetches it into the mirror first)."""
+        if self.remote is not None and not self._driving and attempt_id not in self._fetched and safe_run_id(attempt_id):
+            self._fetched.add(attempt_id)
+            self.remote.pull(f"{self.run_id}/artifacts/{attempt_id}", recursive=True)
         return self.dir / "artifacts" / attempt_id
 
     def write_attempt(self, row: AttemptResult, checks: Iterable[CheckResult] = ()) -> None:
@@ -180,8 +288,10 @@ class RunStore:
                          level=technique_level_of(row.attempt_id)) for c in checks]
             _write_table(self.dir / "technique_grades" / f"{row.attempt_id}.parquet",
                          pa.Table.from_pylist(rows, schema=TECHNIQUE_GRADES_SCHEMA))
+            self._queue(self.dir / "technique_grades" / f"{row.attempt_id}.parquet")
         _write_table(self.attempts_dir / f"{row.attempt_id}.parquet",
                      pa.Table.from_pylist([row.model_dump()], schema=ATTEMPTS_SCHEMA))
+        self._queue(self.attempts_dir / f"{row.attempt_id}.parquet")
 
     def write_score_details(self, row: AttemptResult, details: dict[str, float]) -> None:
         """Record an attempt's sub-scores (group -> score) next to its row; nothing when there are none."""
@@ -190,6 +300,7 @@ class RunStore:
                          seed=row.seed, group=g, score=float(v)) for g, v in details.items()]
             _write_table(self.dir / "score_details" / f"{row.attempt_id}.parquet",
                          pa.Table.from_pylist(rows, schema=SCORE_DETAILS_SCHEMA))
+            self._queue(self.dir / "score_details" / f"{row.attempt_id}.parquet")
 
     def score_details(self) -> pd.DataFrame:
         """Every recorded sub-score of this run: one row per attempt and group."""
@@ -203,6 +314,7 @@ class RunStore:
         if len(df):
             _write_table(self.dir / "score_details.parquet",
                          pa.Table.from_pandas(df, schema=SCORE_DETAILS_SCHEMA, preserve_index=False))
+            self._send(self.dir / "score_details.parquet")
 
     def attempts(self) -> pd.DataFrame:
         """Every recorded attempt of this run, one row each."""
@@ -213,17 +325,22 @@ class RunStore:
                           TECHNIQUE_GRADES_SCHEMA, None)
 
     def compact(self) -> None:
-        """Rewrite attempts.parquet (and technique_grades.parquet) from the per-attempt files."""
+        """Rewrite attempts.parquet (and technique_grades.parquet) from the per-attempt files
+        (on an object store: after sending any per-attempt file still unsent)."""
+        self._flush()
         df = self.attempts()
         _write_table(self.dir / "attempts.parquet", pa.Table.from_pandas(df, schema=ATTEMPTS_SCHEMA, preserve_index=False))
+        self._send(self.dir / "attempts.parquet")
         tg = self.technique_grades()
         if len(tg):
             _write_table(self.dir / "technique_grades.parquet",
                          pa.Table.from_pandas(tg, schema=TECHNIQUE_GRADES_SCHEMA, preserve_index=False))
+            self._send(self.dir / "technique_grades.parquet")
 
     # -- reports
     def write_json(self, name: str, obj: object) -> None:
         atomic_write_text(self.dir / name, json.dumps(obj, indent=1, default=str))
+        self._send(self.dir / name)
 
     def read_summary(self) -> Optional[RunSummary]:
         p = self.dir / "summary.json"
@@ -266,10 +383,19 @@ def _read_rows(files_dir: Path, compacted: Path, schema: pa.Schema, key: Optiona
 
 def list_runs(root: Path | str | None = None) -> list[RunState]:
     """Every run in a store, newest first."""
-    root = Path(root) if root is not None else default_store()
+    where = store_location(root)
+    ids: Optional[set[str]] = None
+    if isinstance(where, str):  # an object store: its runs' run.json into the mirror, then as below
+        remote = open_remote(where)
+        ids = {d for d in remote.pull("", dirs=()) if safe_run_id(d)}
+        remote.fetch_if_stale(sorted(f"{d}/run.json" for d in ids))
+        where = remote.mirror
+    root = where
     states = []
     if root.is_dir():
         for d in root.iterdir():
+            if ids is not None and d.name not in ids:
+                continue  # gone from the object store
             p = d / "run.json"
             if p.is_file():
                 try:
@@ -281,7 +407,7 @@ def list_runs(root: Path | str | None = None) -> list[RunState]:
 
 def load_results(root: Path | str | None = None) -> pd.DataFrame:
     """Every attempt of every run under a store, as one DataFrame."""
-    root = Path(root) if root is not None else default_store()
+    root = store_location(root)
     frames = [RunStore(root, s.run_id).attempts() for s in list_runs(root)]
     frames = [f for f in frames if len(f)]
     if not frames:

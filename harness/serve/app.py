@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import harness
+from harness.objstore import is_remote, shown_store
 from harness.serve.auth import TOKENS_ENV, ServiceConfigError, TokenTable, check_bind, load_tokens
 from harness.serve.models import ArtifactList, ErrorBody, Health, RunAccepted, RunPage, RunRequest, RunView
 from harness.serve.agents_upload import ALLOW_LOCAL_GIT_ENV, MAX_UPLOAD_BYTES
@@ -369,11 +370,11 @@ def build_app(args: dict[str, Any]) -> Any:
     if os.environ.get("HARNESS_ENV_FILE"):  # LLM agents: the replica and the run drivers it starts read the provider there,
         options["runtime_env"] = {"env_vars": {"HARNESS_ENV_FILE": os.path.abspath(os.environ["HARNESS_ENV_FILE"])}}  # also on a Ray started earlier
     return HarnessAPI.options(ray_actor_options=options).bind(  # type: ignore[attr-defined]
-        store=str(Path(store).expanduser().resolve()), tokens=tokens,
+        store=store if is_remote(store) else str(Path(store).expanduser().resolve()), tokens=tokens,
         max_runs_per_user=int(args.get("max_runs_per_user") or os.environ.get("HARNESS_MAX_RUNS_PER_USER")
                               or DEFAULT_MAX_RUNS_PER_USER),
         max_body_bytes=int(args.get("max_body_bytes") or DEFAULT_MAX_BODY_BYTES),
-        store_display=store,
+        store_display=shown_store(store),
         agents_path=[str(Path(p).expanduser().resolve()) for p in _path_list(args.get("agents_path"))],
         max_attempts_per_user=_optional(args.get("max_attempts_per_user") or os.environ.get("HARNESS_MAX_ATTEMPTS_PER_USER"), int),
         cpu_seconds_per_day=_optional(args.get("cpu_seconds_per_day") or os.environ.get("HARNESS_CPU_SECONDS_PER_DAY"), float),

@@ -49,7 +49,7 @@ def reserved_attempts(live: list[RunState]) -> int:
     return sum(s.spec.max_concurrency or max(1, s.total) for s in live)
 
 
-def cpu_seconds_used(root: Path, runs: list[RunState], registry: Registry, now: Optional[dt.datetime] = None) -> float:
+def cpu_seconds_used(root: Path | str, runs: list[RunState], registry: Registry, now: Optional[dt.datetime] = None) -> float:
     """Agent CPU-seconds of these runs' attempts that ended in the 24 hours before `now`."""
     now = now or utcnow()
     since = now - DAY
@@ -67,7 +67,7 @@ def cpu_seconds_used(root: Path, runs: list[RunState], registry: Registry, now: 
     return used
 
 
-def check_quotas(quotas: Quotas, user: str, root: Path, own_runs: list[RunState], live: list[RunState],
+def check_quotas(quotas: Quotas, user: str, root: Path | str, own_runs: list[RunState], live: list[RunState],
                  registry: Registry, requested_concurrency: Optional[int]) -> Optional[int]:
     """Raise QuotaExceeded for a run `user` may not start now; else the run's concurrency cap
     (None when attempts are unlimited): the request's, or all the quota leaves."""

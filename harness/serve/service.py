@@ -22,7 +22,8 @@ import pandas as pd
 from harness.registry import Registry, RegistryError, list_splits, load_registry, read_competition_set
 from harness.safe_files import walk_regular_files
 from harness.spec import RunSpec, RunState, Settings, utcnow
-from harness.store import ATTEMPTS_SCHEMA, RunStore, list_runs
+from harness.objstore import is_remote
+from harness.store import ATTEMPTS_SCHEMA, RunStore, list_runs, local_root
 from harness.serve.auth import TokenTable
 from harness.serve.driver import NAMESPACE, RunDriver, actor_name
 from harness.serve.agents_upload import AgentLibrary, AgentRejected, UploadedAgent
@@ -58,9 +59,10 @@ class RunService:
         self.store_display = store_display or store
         #: agent folders this server offers beside the built-in ones (`harness serve --agents-path`)
         self.agents_path = tuple(Path(p).expanduser().resolve() for p in agents_path)
-        self.root = Path(store).expanduser().resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.agents = AgentLibrary(self.root, allow_local_git=allow_local_git)
+        #: the store: a local folder, or an object-store URI (s3://...) whose local mirror holds the agents
+        self.root: Path | str = store if is_remote(store) else Path(store).expanduser().resolve()
+        local_root(self.root).mkdir(parents=True, exist_ok=True)
+        self.agents = AgentLibrary(local_root(self.root), allow_local_git=allow_local_git)
         self.tokens = tokens
         self.max_runs_per_user = max_runs_per_user
         self._launch_lock = threading.Lock()  # check-the-cap-then-start is one step
@@ -240,7 +242,7 @@ class RunService:
             agent_env_vars(agent)
             from harness.llm.hints import llm_and_hints  # LLM agents: a provider must be configured
 
-            llm_and_hints(spec.model_copy(update={"hints_from": None}), agent, self.root, [])
+            llm_and_hints(spec.model_copy(update={"hints_from": None}), agent, local_root(self.root), [])  # hints_from is None: the root is not read
             check_resources(agent, spec)
         except (RegistryError, RunError) as e:
             raise APIError(400, str(e)) from None

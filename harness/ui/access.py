@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from harness.spec import RunState, utcnow
+from harness.objstore import is_remote
 from harness.store import RunStore, list_runs
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class Access:
     login_required = False
 
     def __init__(self, root: Path | str) -> None:
-        self.root = Path(root).expanduser().resolve()
+        self.root: Path | str = root if is_remote(root) else Path(root).expanduser().resolve()  # or an s3://... URI
         self._secret = os.urandom(32)
 
     # -- users

@@ -219,6 +219,7 @@ def create_ui_app(access: Access) -> FastAPI:
     def attempt(request: Request, run_id: str, attempt_id: str) -> HTMLResponse:
         user = who(request)
         rs, state = access.run(run_id, user)
+        rs.artifacts_dir(attempt_id)  # an object store (s3://...): the attempt's artifacts into the local mirror
         ctx = views.attempt_page(access, rs, state, attempt_id)
         return render(request, "attempt.html", title=attempt_id, **ctx)
 
@@ -226,6 +227,7 @@ def create_ui_app(access: Access) -> FastAPI:
     def attempt_live(request: Request, run_id: str, attempt_id: str) -> HTMLResponse:
         user = who(request, page=False)
         rs, state = access.run(run_id, user)
+        rs.artifacts_dir(attempt_id)  # an object store (s3://...): the attempt's artifacts into the local mirror
         ctx = views.attempt_page(access, rs, state, attempt_id)
         return render(request, "_attempt_live.html", **ctx)
 
@@ -251,6 +253,8 @@ def create_ui_app(access: Access) -> FastAPI:
     def file(request: Request, run_id: str, path: str) -> Response:
         user = who(request, page=False)
         rs, _ = access.run(run_id, user)
+        if path.startswith("artifacts/") and path.count("/") >= 2:
+            rs.artifacts_dir(path.split("/")[1])  # an object store (s3://...): fetched into the local mirror
         try:
             chunks, size = files.iter_file(rs.dir, path)
         except files.UnsafePath:
