@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -395,31 +396,114 @@ def _path_list(value: Any) -> list[str]:
     return [str(p) for p in value]
 
 
+#: Ray Serve's direct ingress, set for the Ray processes `start()` launches: the replica itself serves HTTP on
+#: the API's port (an in-process uvicorn), so a request costs no proxy -> replica hop (benchmarks/bench_serve.py)
+def direct_ingress_env(port: int) -> dict[str, str]:
+    """The environment (names -> values) that makes Serve's replica listen on `port` itself. It must be in
+    the environment of the Ray processes (the controller and the replica read it when they start), so set
+    it before the local Ray starts; `start()` does that when it starts the Ray."""
+    return {
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",  # direct ingress, buffered request logs, no per-request log to stderr
+        "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+        "RAY_SERVE_USE_GRPC_BY_DEFAULT": "0",  # no extra gRPC server on the replica: HTTP does not pass through it
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(port),  # the pool of replica ports is the API's port alone
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(port + 1),
+        "RAY_SERVE_PORT_QUARANTINE_S": "0",  # a restarted replica takes the port back at once
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "0",  # no external load balancer to drain for
+    }
+
+
+def direct_ingress_on(port: int) -> bool:
+    """Whether this process's environment (hence its local Ray's) has direct ingress on `port`."""
+    env = direct_ingress_env(port)
+    return all(os.environ.get(k) == v for k, v in env.items() if k.endswith("_HTTP_PORT"))
+
+
+def _check_port_free(host: str, port: int, wait_s: float = 5.0) -> None:
+    """ServiceConfigError unless host:port can be bound (retried for `wait_s` seconds: a server just stopped)."""
+    import socket
+    import time
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    deadline = time.monotonic() + wait_s
+    while True:
+        with socket.socket(family) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host.strip("[]"), port))
+                return
+            except OSError as e:
+                if time.monotonic() < deadline and e.errno == errno.EADDRINUSE:
+                    time.sleep(0.25)
+                    continue
+                raise ServiceConfigError(f"cannot listen on {host}:{port} ({e.strerror}): another process holds the port "
+                                         "or the address is not this machine's; pick another --port / --host") from None
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host.strip("[]"), 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_listening(host: str, port: int, timeout_s: float) -> bool:
+    import socket
+    import time
+
+    target = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host in ("::", "[::]") else host.strip("[]")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((target, port), timeout=2).close()
+            return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
 def start(host: str = "127.0.0.1", port: int = 8000, *, store: Optional[str] = None, tokens: Optional[str] = None,
           max_runs_per_user: int = DEFAULT_MAX_RUNS_PER_USER, address: Optional[str] = None,
           agents_path: Sequence[str] = (), max_attempts_per_user: Optional[int] = None,
           cpu_seconds_per_day: Optional[float] = None, allow_local_git: bool = False) -> str:
-    """Start Serve's HTTP proxy on host:port and deploy the API; returns its URL.
+    """Deploy the API and answer HTTP on host:port; returns its URL.
 
-    Raises ServiceConfigError (before anything binds) for a non-loopback host without tokens
-    or a bad tokens file. Uses the Ray this process is connected to, else `address`, else a new local one.
+    When this call starts the Ray (no Ray connected, no `address`), the replica answers on host:port
+    itself (direct ingress, see direct_ingress_env) and Serve's proxy listens on another port of the
+    same host; on a Ray started elsewhere, Serve's proxy answers on host:port. Raises
+    ServiceConfigError (before anything binds) for a non-loopback host without tokens, a bad tokens
+    file, a port in use, or a Ray cluster that cannot be reached or refuses this client (the message
+    names RAY_AUTH_MODE for token authentication). Uses the Ray this process is connected to, else
+    `address`, else a new local one.
     """
     tokens = tokens or os.environ.get(TOKENS_ENV) or None
     check_bind(host, tokens)
     os.environ.setdefault("HARNESS_ENV_FILE", os.path.abspath(".env"))  # LLM agents: run drivers read the key there
     if tokens:
         load_tokens(tokens)
+    _check_port_free(host, port)
     import ray
 
     if not ray.is_initialized():
-        from harness.orchestrator import _init_ray
+        from harness.orchestrator import RunError, _init_ray
 
-        _init_ray(address)
-    ray_serve.start(http_options={"host": host, "port": port}, proxy_location="HeadOnly")
+        if (address or os.environ.get("RAY_ADDRESS") or "local") == "local":
+            os.environ.update(direct_ingress_env(port))  # inherited by the Ray processes started next
+        try:
+            _init_ray(address)
+        except RunError as e:  # unreachable, or token authentication: one line, as for `harness run`
+            raise ServiceConfigError(str(e)) from None
+    direct = direct_ingress_on(port)
+    ray_serve.start(http_options={"host": host, "port": _free_port(host) if direct else port},
+                    proxy_location="HeadOnly")
     ray_serve.run(build_app({"store": store, "tokens": tokens, "max_runs_per_user": max_runs_per_user,
                              "agents_path": list(agents_path), "max_attempts_per_user": max_attempts_per_user,
                              "cpu_seconds_per_day": cpu_seconds_per_day, "allow_local_git": allow_local_git}),
                   name=APP_NAME, route_prefix="/", blocking=False)
+    if not _wait_listening(host, port, 60):
+        raise ServiceConfigError(f"the API was deployed but nothing listens on {host}:{port}; "
+                                 "the Serve logs of the Ray session (logs/serve/) say why")
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"
 
@@ -429,4 +513,4 @@ def stop() -> None:
     ray_serve.shutdown()  # type: ignore[no-untyped-call]
 
 
-__all__ = ["HarnessAPI", "build_app", "create_app", "start", "stop", "ServiceConfigError"]
+__all__ = ["HarnessAPI", "build_app", "create_app", "direct_ingress_env", "start", "stop", "ServiceConfigError"]
