@@ -12,6 +12,7 @@ import errno
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any, Literal, Optional, Sequence
 
@@ -343,9 +344,21 @@ class HarnessAPI:
                                                 cpu_seconds_per_day=cpu_seconds_per_day),
                                   allow_local_git=allow_local_git)
         self.max_body_bytes = max_body_bytes
+        # runs this service started that a dead server left queued/running go on (harness serve restarted)
+        threading.Thread(target=_resume_orphans, args=(self.service,), name="resume-orphans", daemon=True).start()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_app(self.service, self.max_body_bytes)
+
+
+def _resume_orphans(service: RunService) -> None:
+    try:
+        resumed = service.resume_orphans()
+    except Exception:  # noqa: BLE001  (the API serves anyway; such runs stay resumable by hand)
+        log.exception("resuming the runs left by a previous server failed")
+        return
+    if resumed:
+        log.warning("resumed %d run(s) a previous server left unfinished: %s", len(resumed), ", ".join(resumed))
 
 
 def _proxy_host() -> Optional[str]:

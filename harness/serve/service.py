@@ -274,6 +274,39 @@ class RunService:
             _launch(str(self.root), run_id, state.owner, None, self.agent_paths(state.spec.agent, state.owner or user))
         return run_id
 
+    def resume_orphans(self) -> list[str]:
+        """Start again the runs this service started (they have an owner) that read queued or running
+        while nothing drives them: no RunDriver actor in this Ray and nobody holding the run's driver
+        lock, as after a restart of `harness serve` on its own local Ray. Returns their ids."""
+        from harness.store import RunLocked
+
+        resumed = []
+        for state in list_runs(self.root):
+            if state.owner is None or state.status not in LIVE_STATUSES or _actor(state.run_id) is not None:
+                continue  # `harness run`'s runs are their driver's to resume; finished runs stay finished
+            rs = RunStore(self.root, state.run_id)
+            try:
+                rs.claim_driver().release()  # free: the driver that held it is gone
+            except RunLocked:
+                continue  # a driver outside this Ray still holds it
+            with self._launch_lock:
+                current = rs.read_state()
+                if current.status not in LIVE_STATUSES or _actor(state.run_id) is not None:
+                    continue
+                current.status, current.error = "queued", None
+                rs.write_state(current)
+                try:
+                    _launch(str(self.root), state.run_id, current.owner, None,
+                            self.agent_paths(current.spec.agent, current.owner or ""))
+                except APIError:
+                    continue  # another replica launched it first
+                except Exception as e:  # noqa: BLE001  (an uploaded agent deleted since: the run says why)
+                    current.status, current.error = "failed", f"could not resume after a restart: {type(e).__name__}: {e}"
+                    rs.write_state(current)
+                    continue
+            resumed.append(state.run_id)
+        return resumed
+
     def cancel_run(self, run_id: str, user: str) -> str:
         """Ask the run's driver to stop (it records the run as cancelled, resumable); returns the status now."""
         rs, state = self.state_for(run_id, user)
