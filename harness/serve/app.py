@@ -351,14 +351,26 @@ class HarnessAPI:
         return create_app(self.service, self.max_body_bytes)
 
 
-def _resume_orphans(service: RunService) -> None:
-    try:
-        resumed = service.resume_orphans()
-    except Exception:  # noqa: BLE001  (the API serves anyway; such runs stay resumable by hand)
-        log.exception("resuming the runs left by a previous server failed")
-        return
-    if resumed:
-        log.warning("resumed %d run(s) a previous server left unfinished: %s", len(resumed), ", ".join(resumed))
+def _resume_orphans(service: RunService, retry_s: float = 120.0, period_s: float = 5.0) -> None:
+    """Resume what a previous server left unfinished. A run whose lock is still held is looked at
+    again every `period_s` seconds for `retry_s` seconds: the driver of a server killed a moment ago
+    dies a few seconds after it."""
+    import time
+
+    deadline = time.monotonic() + retry_s
+    only: Optional[set[str]] = None
+    while True:
+        try:
+            resumed, held = service.resume_orphans(only)
+        except Exception:  # noqa: BLE001  (the API serves anyway; such runs stay resumable by hand)
+            log.exception("resuming the runs left by a previous server failed")
+            return
+        if resumed:
+            log.warning("resumed %d run(s) a previous server left unfinished: %s", len(resumed), ", ".join(resumed))
+        if not held or time.monotonic() >= deadline:
+            return
+        only = set(held)
+        time.sleep(period_s)
 
 
 def _proxy_host() -> Optional[str]:
@@ -432,8 +444,8 @@ def direct_ingress_on(port: int) -> bool:
     return all(os.environ.get(k) == v for k, v in env.items() if k.endswith("_HTTP_PORT"))
 
 
-def _check_port_free(host: str, port: int, wait_s: float = 5.0) -> None:
-    """ServiceConfigError unless host:port can be bound (retried for `wait_s` seconds: a server just stopped)."""
+def _check_port_free(host: str, port: int, wait_s: float = 20.0) -> None:
+    """ServiceConfigError unless host:port can be bound (retried for `wait_s` seconds: the replica of a server killed a moment ago lets go of it a few seconds later)."""
     import socket
     import time
 
