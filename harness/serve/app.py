@@ -338,6 +338,7 @@ class HarnessAPI:
         host = _proxy_host()
         if host is not None:
             check_bind(host, tokens)  # `serve run` with a non-loopback host and no tokens stops here
+        _listen_with_reuseaddr()
         self.service = RunService(store, TokenTable(tokens), max_runs_per_user, store_display=store_display,
                                   agents_path=agents_path,
                                   quotas=Quotas(max_concurrent_attempts=max_attempts_per_user,
@@ -349,6 +350,33 @@ class HarnessAPI:
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_app(self.service, self.max_body_bytes)
+
+
+def _listen_with_reuseaddr() -> None:
+    """Make this replica's own HTTP socket (direct ingress) SO_REUSEADDR, as uvicorn's are: Serve binds it
+    without, and then the connections a killed server leaves in FIN-WAIT-2 / TIME-WAIT keep the port
+    from the next server for a minute. Only SO_REUSEADDR: two live servers still cannot share the port.
+    Leaves Ray alone when its internals are not the ones this was written for (a slower restart, nothing worse)."""
+    import socket
+
+    try:
+        from ray.serve._private import http_util, replica
+    except ImportError:
+        return
+    original = getattr(replica, "start_asgi_http_server", None)
+    if original is None or not hasattr(http_util, "set_socket_reuse_port") or getattr(original, "_harness", False):
+        return
+
+    def reuse_addr_only(sock: socket.socket) -> bool:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        return True
+
+    async def start_with_reuseaddr(app: Any, options: Any, *, event_loop: Any, enable_so_reuseport: bool = False) -> Any:
+        return await original(app, options, event_loop=event_loop, enable_so_reuseport=True)
+
+    start_with_reuseaddr._harness = True  # type: ignore[attr-defined]
+    http_util.set_socket_reuse_port = reuse_addr_only  # this replica's process only; the proxy's is untouched
+    replica.start_asgi_http_server = start_with_reuseaddr  # type: ignore[attr-defined,assignment]
 
 
 def _resume_orphans(service: RunService, retry_s: float = 120.0, period_s: float = 5.0) -> None:
