@@ -57,9 +57,13 @@ def serve(host: str, port: int, address: Optional[str], store: Optional[Path], m
     except (_Stop, KeyboardInterrupt) as e:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop at a time
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        from harness.serve.life import embedded_node
+
+        embedded = embedded_node() is not None
         console.print(f"{e or 'SIGINT'}: shutting down Serve and Ray")
         shutdown(serve_too=started)
-        console.print("stopped; the runs it was driving resume when `harness serve` starts again on this store")
+        console.print("stopped; " + ("the runs it was driving resume when `harness serve` starts again on this store"
+                                     if embedded else "runs in progress keep going in their actors on the cluster"))
         exit_now(0)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     console.print(f"error: {problem}; exiting with status {EXIT_GONE} so a supervisor restarts the server",

@@ -32,7 +32,7 @@ def _can_connect(host: str, port: int, timeout_s: float = 2.0) -> bool:
         return False
 
 
-def _embedded_node() -> Any:
+def embedded_node() -> Any:
     """Ray's Node object when this process started its Ray (it then holds the head's processes), else None."""
     try:
         from ray._private import worker
@@ -59,7 +59,7 @@ class Watchdog:
         import ray
 
         self.host, self.port, self.grace_s = _connect_host(host), port, grace_s
-        self.node = _embedded_node()
+        self.node = embedded_node()
         gcs = ray.get_runtime_context().gcs_address if ray.is_initialized() else ""
         gcs_host, _, gcs_port = gcs.rpartition(":")
         self.gcs = (gcs_host.strip("[]"), int(gcs_port)) if gcs_port.isdigit() else None
@@ -164,7 +164,7 @@ def shutdown(serve_too: bool) -> None:
     dies first) is killed by pid, found as this process's descendants (never by name)."""
     import ray
 
-    embedded = _embedded_node() is not None
+    embedded = embedded_node() is not None
     if serve_too:
         from harness.serve.app import stop
 
