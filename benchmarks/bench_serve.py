@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -53,9 +54,10 @@ def wait_up(port: int, path: str, timeout: float = 120) -> None:
     raise RuntimeError(f"nothing answered 200 on 127.0.0.1:{port}{path} within {timeout:g}s")
 
 
-def load(port: int, path: str, clients: int, seconds: float, max_requests: int) -> dict[str, float]:
+def load(port: int, path: str, clients: int, seconds: float, max_requests: int) -> dict[str, Any]:
     """`clients` threads, each with one keep-alive connection, GET `path` until the time or count
-    budget is spent. Returns req/s, p50/p99 latency (ms) and the count of non-200 answers."""
+    budget is spent. Returns req/s, p50/p99 latency (ms), the count of non-200 answers, and the raw
+    latencies (s) and elapsed time (s) for `combine`."""
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -96,7 +98,17 @@ def load(port: int, path: str, clients: int, seconds: float, max_requests: int) 
     latencies.sort()
     q = statistics.quantiles(latencies, n=100, method="inclusive")
     return {"requests": len(latencies), "rps": len(latencies) / elapsed, "p50_ms": q[49] * 1e3,
-            "p99_ms": q[98] * 1e3, "errors": errors[0]}
+            "p99_ms": q[98] * 1e3, "errors": errors[0], "latencies": latencies, "elapsed": elapsed}
+
+
+def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from several rounds of `load` against the same server: total requests over total time,
+    percentiles over every latency."""
+    latencies = sorted(x for r in rounds for x in r["latencies"])
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    elapsed = sum(r["elapsed"] for r in rounds)
+    return {"requests": len(latencies), "rps": len(latencies) / elapsed, "p50_ms": q[49] * 1e3, "p99_ms": q[98] * 1e3,
+            "errors": sum(r["errors"] for r in rounds)}
 
 
 def bare_server(port: int, store: str) -> None:
@@ -116,6 +128,9 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=8.0, help="time budget per server")
     ap.add_argument("--max-requests", type=int, default=4000, help="request budget per server")
+    ap.add_argument("--rounds", type=int, default=4,
+                    help="the budgets are split into this many rounds, the servers taking turns, so that load "
+                         "from other jobs on the machine falls on all of them alike")
     ap.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--store", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -154,14 +169,20 @@ def main() -> None:
             wait_up(port, path)
 
         servers = (("harness serve", serve_port), ("FastAPI + uvicorn", bare_port), ("via Serve's proxy", proxy_port))
-        results = {}
-        for name, port in servers:
+        for _, port in servers:
             load(port, path, args.clients, 1.0, 200)  # warm up connections and code paths
-            results[name] = load(port, path, args.clients, args.seconds, args.max_requests)
+        load_before = os.getloadavg()[0]
+        rounds: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in servers}
+        for _ in range(args.rounds):
+            for name, port in servers:
+                rounds[name].append(load(port, path, args.clients, args.seconds / args.rounds,
+                                         max(1, args.max_requests // args.rounds)))
+        results = {name: combine(rs) for name, rs in rounds.items()}
 
         b = results["FastAPI + uvicorn"]
         print(f"\nGET /runs/{{id}} · {args.clients} concurrent keep-alive clients · loopback · "
-              f"≤{args.seconds:g}s or ≤{args.max_requests} requests per server · {os.cpu_count()} CPUs")
+              f"≤{args.seconds:g}s or ≤{args.max_requests} requests per server in {args.rounds} alternating rounds · "
+              f"{os.cpu_count()} CPUs, load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}")
         print(f"{'server':<20}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-200':>9}{'req/s vs bare':>15}")
         for name, r in results.items():
             print(f"{name:<20}{r['requests']:>10.0f}{r['rps']:>10.1f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}"

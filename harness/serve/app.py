@@ -554,7 +554,7 @@ def start(host: str = "127.0.0.1", port: int = 8000, *, store: Optional[str] = N
                              "agents_path": list(agents_path), "max_attempts_per_user": max_attempts_per_user,
                              "cpu_seconds_per_day": cpu_seconds_per_day, "allow_local_git": allow_local_git}),
                   name=APP_NAME, route_prefix="/", blocking=False)
-    if not _wait_listening(host, port, 60):
+    if direct and not _wait_listening(host, port, 60):  # (Serve's proxy may run on another node of a cluster)
         raise ServiceConfigError(f"the API was deployed but nothing listens on {host}:{port}; "
                                  "the Serve logs of the Ray session (logs/serve/) say why")
     shown = f"[{host}]" if ":" in host else host

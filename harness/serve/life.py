@@ -64,6 +64,8 @@ class Watchdog:
         gcs_host, _, gcs_port = gcs.rpartition(":")
         self.gcs = (gcs_host.strip("[]"), int(gcs_port)) if gcs_port.isdigit() else None
         self._http_down_since: Optional[float] = None
+        #: the port is watched when it answers here at the start (Serve's proxy may be on another node of a cluster)
+        self.watch_http = _can_connect(self.host, self.port)
 
     def ray_problem(self) -> Optional[str]:
         if self.node is not None:
@@ -81,7 +83,7 @@ class Watchdog:
 
     def http_problem(self, now: Optional[float] = None) -> Optional[str]:
         now = time.monotonic() if now is None else now
-        if _can_connect(self.host, self.port):
+        if not self.watch_http or _can_connect(self.host, self.port):
             self._http_down_since = None
             return None
         if self._http_down_since is None:
