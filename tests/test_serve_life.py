@@ -194,3 +194,22 @@ def test_exits_3_when_its_ray_is_gone_and_address_auth_is_one_line(harness_dirs:
     assert server.proc.wait(timeout=120) == 3, server.stderr()
     assert "gcs_server" in server.stderr() and "exiting with status 3" in server.stderr()
     _wait(lambda: not _alive(family), 20, f"the server's processes to be gone: {_alive(family)}")
+
+
+def test_watchdog_gives_a_dead_port_its_grace() -> None:
+    """The HTTP check: a port that answers is fine; one that stopped answering is gone only after the grace."""
+    from harness.serve.life import Watchdog
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    watch = Watchdog("0.0.0.0", port, grace_s=5)  # a wildcard host is watched through loopback
+    assert watch.watch_http and watch.http_problem() is None
+    listener.close()
+    t0 = time.monotonic()
+    assert watch.http_problem(now=t0) is None
+    assert watch.http_problem(now=t0 + 4) is None
+    problem = watch.http_problem(now=t0 + 5)
+    assert problem is not None and f"127.0.0.1:{port}" in problem
+    assert Watchdog("127.0.0.1", port).watch_http is False  # not listening at the start: another node's proxy
