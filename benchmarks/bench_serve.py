@@ -1,17 +1,18 @@
 """GET /runs/{id} through Ray Serve vs the same FastAPI app on bare uvicorn.
 
-    python benchmarks/bench_serve.py [--clients 16] [--seconds 8] [--max-requests 4000]
+    python benchmarks/bench_serve.py [--clients 16] [--seconds 8] [--max-requests 20000] [--rounds 4]
 
 Records one real run (dummy agent, lite breast-cancer-diagnosis) in a temporary
 store, serves the store with the Serve deployment exactly as `harness serve` starts
-it (its own local Ray, the replica answering HTTP on the API's port: direct ingress),
-and with `serve.app.create_app` under plain uvicorn in a subprocess, and hits
+it (its own local Ray; the replica answers HTTP on the API's port from a uvicorn in
+its own process, `serve.app.serve_http`), and with `serve.app.create_app` under
+plain uvicorn in a subprocess, and hits
 `GET /runs/{id}` from `--clients` concurrent keep-alive clients on loopback for at
 most `--seconds` or `--max-requests` per server, the servers one after the other in
 one run. Prints requests/s and p50/p99 latency side by side and the ratio to bare
 uvicorn. Both servers answer from the same handler and store. A third line goes
 through Serve's HTTP proxy (still up on another loopback port), the path every
-request took before direct ingress: the price of the proxy -> replica hop.
+request took before: the price of the proxy -> replica hop.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=8.0, help="time budget per server")
-    ap.add_argument("--max-requests", type=int, default=4000, help="request budget per server")
+    ap.add_argument("--max-requests", type=int, default=20000, help="request budget per server")
     ap.add_argument("--rounds", type=int, default=4,
                     help="the budgets are split into this many rounds, the servers taking turns, so that load "
                          "from other jobs on the machine falls on all of them alike")
@@ -146,12 +147,11 @@ def main() -> None:
     import ray
 
     import harness
-    from harness.serve.app import direct_ingress_env, start, stop
+    from harness.serve.app import start, stop
 
     bare = None
     try:
         serve_port, bare_port = free_port(), free_port()
-        os.environ.update(direct_ingress_env(serve_port))  # what `harness serve` sets before it starts its Ray
         ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
         t0 = time.monotonic()
         run = harness.run(["breast-cancer-diagnosis"], agent="dummy", lite=True, store=tmp / "runs")

@@ -334,11 +334,11 @@ class HarnessAPI:
     def __init__(self, store: str, tokens: Optional[str] = None, max_runs_per_user: int = DEFAULT_MAX_RUNS_PER_USER,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, store_display: Optional[str] = None,
                  agents_path: Sequence[str] = (), max_attempts_per_user: Optional[int] = None,
-                 cpu_seconds_per_day: Optional[float] = None, allow_local_git: bool = False) -> None:
+                 cpu_seconds_per_day: Optional[float] = None, allow_local_git: bool = False,
+                 listen: Optional[str] = None) -> None:
         host = _proxy_host()
         if host is not None:
             check_bind(host, tokens)  # `serve run` with a non-loopback host and no tokens stops here
-        _listen_with_reuseaddr()
         self.service = RunService(store, TokenTable(tokens), max_runs_per_user, store_display=store_display,
                                   agents_path=agents_path,
                                   quotas=Quotas(max_concurrent_attempts=max_attempts_per_user,
@@ -347,36 +347,51 @@ class HarnessAPI:
         self.max_body_bytes = max_body_bytes
         # runs this service started that a dead server left queued/running go on (harness serve restarted)
         threading.Thread(target=_resume_orphans, args=(self.service,), name="resume-orphans", daemon=True).start()
+        self.http: Optional[Any] = None
+        if listen:  # the API's own port, answered from this process: no proxy -> replica hop per request
+            lhost, _, lport = listen.rpartition(":")
+            check_bind(lhost, tokens)
+            self.http = serve_http(create_app(self.service, max_body_bytes), lhost, int(lport))
+
+    def __del__(self) -> None:  # Serve calls it when it stops the replica
+        http = getattr(self, "http", None)
+        if http is not None:
+            http.should_exit = True
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_app(self.service, self.max_body_bytes)
 
 
-def _listen_with_reuseaddr() -> None:
-    """Make this replica's own HTTP socket (direct ingress) SO_REUSEADDR, as uvicorn's are: Serve binds it
-    without, and then the connections a killed server leaves in FIN-WAIT-2 / TIME-WAIT keep the port
-    from the next server for a minute. Only SO_REUSEADDR: two live servers still cannot share the port.
-    Leaves Ray alone when its internals are not the ones this was written for (a slower restart, nothing worse)."""
+def serve_http(app: ASGIApp, host: str, port: int) -> Any:
+    """Serve `app` on host:port with uvicorn (uvloop, httptools) on a daemon thread of this process, as
+    bare `uvicorn` would; returns the uvicorn.Server (set `should_exit` to stop it). The socket is bound
+    here, SO_REUSEADDR like uvicorn's own, so an error (port taken) raises at once, in the caller."""
+    import asyncio
     import socket
 
-    try:
-        from ray.serve._private import http_util, replica
-    except ImportError:
-        return
-    original = getattr(replica, "start_asgi_http_server", None)
-    if original is None or not hasattr(http_util, "set_socket_reuse_port") or getattr(original, "_harness", False):
-        return
+    import uvicorn
 
-    def reuse_addr_only(sock: socket.socket) -> bool:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        return True
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host.strip("[]"), port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="off", access_log=False,
+                                           log_level="warning", timeout_keep_alive=5))
 
-    async def start_with_reuseaddr(app: Any, options: Any, *, event_loop: Any, enable_so_reuseport: bool = False) -> Any:
-        return await original(app, options, event_loop=event_loop, enable_so_reuseport=True)
+    def run() -> None:
+        loop: asyncio.AbstractEventLoop
+        try:
+            import uvloop
 
-    start_with_reuseaddr._harness = True  # type: ignore[attr-defined]
-    http_util.set_socket_reuse_port = reuse_addr_only  # this replica's process only; the proxy's is untouched
-    replica.start_asgi_http_server = start_with_reuseaddr  # type: ignore[attr-defined,assignment]
+            loop = uvloop.new_event_loop()
+        except ImportError:
+            loop = asyncio.new_event_loop()
+        loop.run_until_complete(server.serve(sockets=[sock]))
+
+    threading.Thread(target=run, name=f"http-{port}", daemon=True).start()
+    return server
 
 
 def _resume_orphans(service: RunService, retry_s: float = 120.0, period_s: float = 5.0) -> None:
@@ -433,6 +448,7 @@ def build_app(args: dict[str, Any]) -> Any:
         cpu_seconds_per_day=_optional(args.get("cpu_seconds_per_day") or os.environ.get("HARNESS_CPU_SECONDS_PER_DAY"), float),
         # a git URL that is a path on the server clones the server's own files: only when the operator says so
         allow_local_git=bool(args.get("allow_local_git")) or os.environ.get(ALLOW_LOCAL_GIT_ENV, "") not in ("", "0", "false"),
+        listen=str(args["listen"]) if args.get("listen") else None,
     )
 
 
@@ -447,29 +463,6 @@ def _path_list(value: Any) -> list[str]:
     if isinstance(value, str):
         return [p for p in value.split(os.pathsep) if p]
     return [str(p) for p in value]
-
-
-#: Ray Serve's direct ingress, set for the Ray processes `start()` launches: the replica itself serves HTTP on
-#: the API's port (an in-process uvicorn), so a request costs no proxy -> replica hop (benchmarks/bench_serve.py)
-def direct_ingress_env(port: int) -> dict[str, str]:
-    """The environment (names -> values) that makes Serve's replica listen on `port` itself. It must be in
-    the environment of the Ray processes (the controller and the replica read it when they start), so set
-    it before the local Ray starts; `start()` does that when it starts the Ray."""
-    return {
-        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",  # direct ingress, buffered request logs, no per-request log to stderr
-        "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
-        "RAY_SERVE_USE_GRPC_BY_DEFAULT": "0",  # no extra gRPC server on the replica: HTTP does not pass through it
-        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(port),  # the pool of replica ports is the API's port alone
-        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(port + 1),
-        "RAY_SERVE_PORT_QUARANTINE_S": "0",  # a restarted replica takes the port back at once
-        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "0",  # no external load balancer to drain for
-    }
-
-
-def direct_ingress_on(port: int) -> bool:
-    """Whether this process's environment (hence its local Ray's) has direct ingress on `port`."""
-    env = direct_ingress_env(port)
-    return all(os.environ.get(k) == v for k, v in env.items() if k.endswith("_HTTP_PORT"))
 
 
 def _check_port_free(host: str, port: int, wait_s: float = 20.0) -> None:
@@ -522,13 +515,13 @@ def start(host: str = "127.0.0.1", port: int = 8000, *, store: Optional[str] = N
           cpu_seconds_per_day: Optional[float] = None, allow_local_git: bool = False) -> str:
     """Deploy the API and answer HTTP on host:port; returns its URL.
 
-    When this call starts the Ray (no Ray connected, no `address`), the replica answers on host:port
-    itself (direct ingress, see direct_ingress_env) and Serve's proxy listens on another port of the
-    same host; on a Ray started elsewhere, Serve's proxy answers on host:port. Raises
-    ServiceConfigError (before anything binds) for a non-loopback host without tokens, a bad tokens
-    file, a port in use, or a Ray cluster that cannot be reached or refuses this client (the message
-    names RAY_AUTH_MODE for token authentication). Uses the Ray this process is connected to, else
-    `address`, else a new local one.
+    On a Ray this process started (its own local Ray, the only node), the Serve replica answers on
+    host:port itself, from a uvicorn server in its process (serve_http), and Serve's HTTP proxy
+    listens on another port of the same host; on a Ray started elsewhere, Serve's proxy answers on
+    host:port. Raises ServiceConfigError (before anything binds) for a non-loopback host without
+    tokens, a bad tokens file, a port in use, or a Ray cluster that cannot be reached or refuses
+    this client (the message names RAY_AUTH_MODE for token authentication). Uses the Ray this
+    process is connected to, else `address`, else a new local one.
     """
     tokens = tokens or os.environ.get(TOKENS_ENV) or None
     check_bind(host, tokens)
@@ -541,20 +534,20 @@ def start(host: str = "127.0.0.1", port: int = 8000, *, store: Optional[str] = N
     if not ray.is_initialized():
         from harness.orchestrator import RunError, _init_ray
 
-        if (address or os.environ.get("RAY_ADDRESS") or "local") == "local":
-            os.environ.update(direct_ingress_env(port))  # inherited by the Ray processes started next
         try:
             _init_ray(address)
         except RunError as e:  # unreachable, or token authentication: one line, as for `harness run`
             raise ServiceConfigError(str(e)) from None
-    direct = direct_ingress_on(port)
-    ray_serve.start(http_options={"host": host, "port": _free_port(host) if direct else port},
-                    proxy_location="HeadOnly")
+    from harness.serve.life import embedded_node
+
+    here = embedded_node() is not None  # the replica runs on this machine: it can take the port itself
+    ray_serve.start(http_options={"host": host, "port": _free_port(host) if here else port}, proxy_location="HeadOnly")
     ray_serve.run(build_app({"store": store, "tokens": tokens, "max_runs_per_user": max_runs_per_user,
                              "agents_path": list(agents_path), "max_attempts_per_user": max_attempts_per_user,
-                             "cpu_seconds_per_day": cpu_seconds_per_day, "allow_local_git": allow_local_git}),
+                             "cpu_seconds_per_day": cpu_seconds_per_day, "allow_local_git": allow_local_git,
+                             "listen": f"{host}:{port}" if here else None}),
                   name=APP_NAME, route_prefix="/", blocking=False)
-    if direct and not _wait_listening(host, port, 60):  # (Serve's proxy may run on another node of a cluster)
+    if here and not _wait_listening(host, port, 60):
         raise ServiceConfigError(f"the API was deployed but nothing listens on {host}:{port}; "
                                  "the Serve logs of the Ray session (logs/serve/) say why")
     shown = f"[{host}]" if ":" in host else host
@@ -566,4 +559,4 @@ def stop() -> None:
     ray_serve.shutdown()  # type: ignore[no-untyped-call]
 
 
-__all__ = ["HarnessAPI", "build_app", "create_app", "direct_ingress_env", "start", "stop", "ServiceConfigError"]
+__all__ = ["HarnessAPI", "build_app", "create_app", "serve_http", "start", "stop", "ServiceConfigError"]
