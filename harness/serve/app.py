@@ -4,6 +4,7 @@
     HarnessAPI           the Serve deployment (@serve.ingress, app built on the replica)
     build_app(args)      the application builder for `serve run harness.serve.app:build_app` and serve/config.yaml
     start(...)           what `harness serve` and the tests call
+    serve_http(...)      uvicorn on a thread of the replica: the API's port on its own Ray, without the proxy hop
 """
 
 from __future__ import annotations
