@@ -348,25 +348,30 @@ class HarnessAPI:
         self.max_body_bytes = max_body_bytes
         # runs this service started that a dead server left queued/running go on (harness serve restarted)
         threading.Thread(target=_resume_orphans, args=(self.service,), name="resume-orphans", daemon=True).start()
-        self.http: Optional[Any] = None
+        self.http: Optional[tuple[Any, threading.Thread]] = None
         if listen:  # the API's own port, answered from this process: no proxy -> replica hop per request
             lhost, _, lport = listen.rpartition(":")
             check_bind(lhost, tokens)
             self.http = serve_http(create_app(self.service, max_body_bytes), lhost, int(lport))
 
+    def check_health(self) -> None:
+        """Serve's periodic health check: a replica whose HTTP server stopped is replaced."""
+        if self.http is not None and not self.http[1].is_alive():
+            raise RuntimeError(f"the replica's HTTP server on {self.http[0].config.host}:{self.http[0].config.port} stopped")
+
     def __del__(self) -> None:  # Serve calls it when it stops the replica
         http = getattr(self, "http", None)
         if http is not None:
-            http.should_exit = True
+            http[0].should_exit = True
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_app(self.service, self.max_body_bytes)
 
 
-def serve_http(app: ASGIApp, host: str, port: int) -> Any:
+def serve_http(app: ASGIApp, host: str, port: int) -> tuple[Any, threading.Thread]:
     """Serve `app` on host:port with uvicorn (uvloop, httptools) on a daemon thread of this process, as
-    bare `uvicorn` would; returns the uvicorn.Server (set `should_exit` to stop it). The socket is bound
-    here, SO_REUSEADDR like uvicorn's own, so an error (port taken) raises at once, in the caller."""
+    bare `uvicorn` would; returns (the uvicorn.Server: set `should_exit` to stop it, its thread). The
+    socket is bound here, SO_REUSEADDR like uvicorn's own, so an error (port taken) raises at once."""
     import asyncio
     import socket
 
@@ -391,8 +396,9 @@ def serve_http(app: ASGIApp, host: str, port: int) -> Any:
             loop = asyncio.new_event_loop()
         loop.run_until_complete(server.serve(sockets=[sock]))
 
-    threading.Thread(target=run, name=f"http-{port}", daemon=True).start()
-    return server
+    thread = threading.Thread(target=run, name=f"http-{port}", daemon=True)
+    thread.start()
+    return server, thread
 
 
 def _resume_orphans(service: RunService, retry_s: float = 120.0, period_s: float = 5.0) -> None:
@@ -467,7 +473,8 @@ def _path_list(value: Any) -> list[str]:
 
 
 def _check_port_free(host: str, port: int, wait_s: float = 20.0) -> None:
-    """ServiceConfigError unless host:port can be bound (retried for `wait_s` seconds: the replica of a server killed a moment ago lets go of it a few seconds later)."""
+    """ServiceConfigError unless host:port can be bound; retried for `wait_s` seconds, because the
+    replica of a server killed a moment ago lets go of the port a few seconds later."""
     import socket
     import time
 
