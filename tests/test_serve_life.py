@@ -27,7 +27,8 @@ from tests.procs import descendants
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 COMP = "breast-cancer-diagnosis"
-SEEDS = 6
+SEEDS = 4
+TEST_AGENTS = Path(__file__).parent / "agents"  # `slow`: each attempt takes 2 s
 
 
 def _free_port() -> int:
@@ -129,17 +130,18 @@ def _wait(ok: Any, timeout: float, what: str) -> None:
     while time.monotonic() < deadline:
         if ok():
             return
-        time.sleep(0.5)
+        time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_runs_survive_a_killed_server_and_sigterm_is_clean(harness_dirs: dict[str, Path], tmp_path: Path,
                                                            cleanup: None) -> None:
     store, port = tmp_path / "runs", _free_port()
-    first = ServeProcess(store, port, tmp_path / "serve-1.log")
+    env = {"HARNESS_AGENTS_PATH": str(TEST_AGENTS)}
+    first = ServeProcess(store, port, tmp_path / "serve-1.log", env)
     first.wait_up()
     client = Client(first.url, timeout_s=60)
-    run_id = client.run(competitions=[COMP], agent_id="dummy", lite=True, seeds=SEEDS, max_concurrency=1)
+    run_id = client.run(competitions=[COMP], agent_id="slow", lite=True, seeds=SEEDS, max_concurrency=1)
     rs = RunStore(store, run_id)
 
     def rows() -> int:
@@ -152,12 +154,12 @@ def test_runs_survive_a_killed_server_and_sigterm_is_clean(harness_dirs: dict[st
     first.proc.wait(timeout=30)
     assert rs.read_state().status == "running"
 
-    second = ServeProcess(store, port, tmp_path / "serve-2.log")
+    second = ServeProcess(store, port, tmp_path / "serve-2.log", env)
     second.wait_up()
     final = Client(second.url, timeout_s=60).wait_for_completion(run_id, timeout=300, poll_s=1)
     assert final["status"] == "completed" and final["done"] == final["total"] == SEEDS, final
     results = Client(second.url, timeout_s=60).get_results(run_id)
-    assert sorted(results["attempt_id"]) == sorted(f"{COMP}__dummy__s{i}" for i in range(SEEDS))
+    assert sorted(results["attempt_id"]) == sorted(f"{COMP}__slow__s{i}" for i in range(SEEDS))
     assert list(results["status"]) == ["succeeded"] * SEEDS
 
     family = second.family()
