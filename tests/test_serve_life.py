@@ -215,3 +215,22 @@ def test_watchdog_gives_a_dead_port_its_grace() -> None:
     problem = watch.http_problem(now=t0 + 5)
     assert problem is not None and f"127.0.0.1:{port}" in problem
     assert Watchdog("127.0.0.1", port).watch_http is False  # not listening at the start: another node's proxy
+
+
+def test_resume_orphans_leaves_what_it_must_alone(ray_local: Any, tmp_path: Path) -> None:
+    """Only owned, unfinished runs nobody drives: a held driver lock, a `harness run` run (no owner) and a
+    finished run are left as they are (nothing is launched for them)."""
+    from harness.serve.auth import TokenTable
+    from harness.serve.service import RunService
+    from harness.spec import RunSpec, RunState
+
+    service = RunService(str(tmp_path / "runs"), TokenTable(None))
+    spec = RunSpec(agent="dummy", competitions=[COMP], lite=True)
+    for run_id, owner, status in (("held", "alice", "running"), ("cli", None, "running"), ("done", "alice", "completed")):
+        RunStore(service.root, run_id).write_state(RunState(run_id=run_id, spec=spec, owner=owner, status=status, total=1))
+    lock = RunStore(service.root, "held").claim_driver()  # a driver outside this Ray still drives it
+    try:
+        assert service.resume_orphans() == ([], ["held"])
+    finally:
+        lock.release()
+    assert [RunStore(service.root, r).read_state().status for r in ("held", "cli", "done")] == ["running", "running", "completed"]
