@@ -28,8 +28,7 @@ from harness.runspec import RunInput, load_run_file
 from harness.sandbox.base import SandboxUnavailable
 from harness.sandbox.docker import collect_leftovers
 from harness.spec import FINAL_STATUSES, Settings, technique_level_of
-from harness.objstore import shown_store
-from harness.store import RunStore, list_runs, open_store, store_location
+from harness.store import RunStore, list_runs, store_location
 from harness.technique import available_tasks
 
 EXIT_CODES = "Exit codes: 0 done, 1 the run ended with failures, 2 bad input, 130 interrupted (Ctrl-C)."
@@ -444,27 +443,11 @@ def serve_(
     store: Optional[str] = StoreOpt,
     max_runs_per_user: int = typer.Option(4, "--max-runs-per-user", envvar="HARNESS_MAX_RUNS_PER_USER", help="Concurrent runs per user."),
 ) -> None:
-    """Serve the HTTP API for harness.Client on Ray Serve (docs at /docs); Ctrl-C stops it."""
-    import time
+    """Serve the HTTP API for harness.Client on Ray Serve (docs at /docs). SIGTERM or Ctrl-C stops it (exit 0);
+    it exits 3 when its Ray or its HTTP listener is gone, so a supervisor can restart it."""
+    from harness.cli_serve import serve  # Ray Serve loads only for this command
 
-    from harness.serve.app import ServiceConfigError, start, stop  # Ray Serve loads only for this command
-
-    try:
-        open_store(store)  # an object store that cannot be read fails here, in one line
-    except USER_ERRORS as e:
-        _fail(e)
-    try:
-        url = start(host, port, store=str(store) if store else None, max_runs_per_user=max_runs_per_user, address=address)
-    except ServiceConfigError as e:
-        _fail(e)
-    console.print(f"harness API at {url} · docs {url}/docs · runs in {shown_store(store or 'runs')} · Ctrl-C stops it")
-    _line(url)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        stop()
-        console.print("stopped; runs cut off with a local Ray are resumable (POST /runs/{id}/resume)")
+    serve(host, port, address, store, max_runs_per_user)
 
 
 from harness import grade_cli  # noqa: E402  (grading without an agent, in mlebench's forms)

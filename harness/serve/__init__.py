@@ -8,7 +8,8 @@ Modules, one job each:
     auth.py      bearer tokens from HARNESS_API_TOKENS, the loopback rule
     driver.py    RunDriver, the detached Ray actor that runs one `harness.run()`
     service.py   RunService: validation, start/cancel/resume, reads from the store, artifacts
-    app.py       the FastAPI routes and error bodies, the Serve deployment, `start()`
+    app.py       the FastAPI routes and error bodies, the Serve deployment, `start()`, `serve_http()`
+    life.py      the watchdog and clean shutdown of a `harness serve` process (harness/cli_serve.py)
 
 `harness.Client` (harness/client.py) is the SDK that talks to it.
 """

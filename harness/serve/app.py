@@ -4,13 +4,16 @@
     HarnessAPI           the Serve deployment (@serve.ingress, app built on the replica)
     build_app(args)      the application builder for `serve run harness.serve.app:build_app` and serve/config.yaml
     start(...)           what `harness serve` and the tests call
+    serve_http(...)      uvicorn on a thread of the replica: the API's port on its own Ray, without the proxy hop
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any, Literal, Optional, Sequence
 
@@ -333,7 +336,8 @@ class HarnessAPI:
     def __init__(self, store: str, tokens: Optional[str] = None, max_runs_per_user: int = DEFAULT_MAX_RUNS_PER_USER,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, store_display: Optional[str] = None,
                  agents_path: Sequence[str] = (), max_attempts_per_user: Optional[int] = None,
-                 cpu_seconds_per_day: Optional[float] = None, allow_local_git: bool = False) -> None:
+                 cpu_seconds_per_day: Optional[float] = None, allow_local_git: bool = False,
+                 listen: Optional[str] = None) -> None:
         host = _proxy_host()
         if host is not None:
             check_bind(host, tokens)  # `serve run` with a non-loopback host and no tokens stops here
@@ -343,9 +347,81 @@ class HarnessAPI:
                                                 cpu_seconds_per_day=cpu_seconds_per_day),
                                   allow_local_git=allow_local_git)
         self.max_body_bytes = max_body_bytes
+        # runs this service started that a dead server left queued/running go on (harness serve restarted)
+        threading.Thread(target=_resume_orphans, args=(self.service,), name="resume-orphans", daemon=True).start()
+        self.http: Optional[tuple[Any, threading.Thread]] = None
+        if listen:  # the API's own port, answered from this process: no proxy -> replica hop per request
+            lhost, _, lport = listen.rpartition(":")
+            check_bind(lhost, tokens)
+            self.http = serve_http(create_app(self.service, max_body_bytes), lhost, int(lport))
+
+    def check_health(self) -> None:
+        """Serve's periodic health check: a replica whose HTTP server stopped is replaced."""
+        if self.http is not None and not self.http[1].is_alive():
+            raise RuntimeError(f"the replica's HTTP server on {self.http[0].config.host}:{self.http[0].config.port} stopped")
+
+    def __del__(self) -> None:  # Serve calls it when it stops the replica
+        http = getattr(self, "http", None)
+        if http is not None:
+            http[0].should_exit = True
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_app(self.service, self.max_body_bytes)
+
+
+def serve_http(app: ASGIApp, host: str, port: int) -> tuple[Any, threading.Thread]:
+    """Serve `app` on host:port with uvicorn (uvloop, httptools) on a daemon thread of this process, as
+    bare `uvicorn` would; returns (the uvicorn.Server: set `should_exit` to stop it, its thread). The
+    socket is bound here, SO_REUSEADDR like uvicorn's own, so an error (port taken) raises at once."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host.strip("[]"), port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="off", access_log=False,
+                                           log_level="warning", timeout_keep_alive=5))
+
+    def run() -> None:
+        loop: asyncio.AbstractEventLoop
+        try:
+            import uvloop
+
+            loop = uvloop.new_event_loop()
+        except ImportError:
+            loop = asyncio.new_event_loop()
+        loop.run_until_complete(server.serve(sockets=[sock]))
+
+    thread = threading.Thread(target=run, name=f"http-{port}", daemon=True)
+    thread.start()
+    return server, thread
+
+
+def _resume_orphans(service: RunService, retry_s: float = 120.0, period_s: float = 5.0) -> None:
+    """Resume what a previous server left unfinished. A run whose lock is still held is looked at
+    again every `period_s` seconds for `retry_s` seconds: the driver of a server killed a moment ago
+    dies a few seconds after it."""
+    import time
+
+    deadline = time.monotonic() + retry_s
+    only: Optional[set[str]] = None
+    while True:
+        try:
+            resumed, held = service.resume_orphans(only)
+        except Exception:  # noqa: BLE001  (the API serves anyway; such runs stay resumable by hand)
+            log.exception("resuming the runs left by a previous server failed")
+            return
+        if resumed:
+            log.warning("resumed %d run(s) a previous server left unfinished: %s", len(resumed), ", ".join(resumed))
+        if not held or time.monotonic() >= deadline:
+            return
+        only = set(held)
+        time.sleep(period_s)
 
 
 def _proxy_host() -> Optional[str]:
@@ -380,6 +456,7 @@ def build_app(args: dict[str, Any]) -> Any:
         cpu_seconds_per_day=_optional(args.get("cpu_seconds_per_day") or os.environ.get("HARNESS_CPU_SECONDS_PER_DAY"), float),
         # a git URL that is a path on the server clones the server's own files: only when the operator says so
         allow_local_git=bool(args.get("allow_local_git")) or os.environ.get(ALLOW_LOCAL_GIT_ENV, "") not in ("", "0", "false"),
+        listen=str(args["listen"]) if args.get("listen") else None,
     )
 
 
@@ -396,31 +473,92 @@ def _path_list(value: Any) -> list[str]:
     return [str(p) for p in value]
 
 
+def _check_port_free(host: str, port: int, wait_s: float = 20.0) -> None:
+    """ServiceConfigError unless host:port can be bound; retried for `wait_s` seconds, because the
+    replica of a server killed a moment ago lets go of the port a few seconds later."""
+    import socket
+    import time
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    deadline = time.monotonic() + wait_s
+    while True:
+        with socket.socket(family) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host.strip("[]"), port))
+                return
+            except OSError as e:
+                if time.monotonic() < deadline and e.errno == errno.EADDRINUSE:
+                    time.sleep(0.25)
+                    continue
+                raise ServiceConfigError(f"cannot listen on {host}:{port} ({e.strerror}): another process holds the port "
+                                         "or the address is not this machine's; pick another --port / --host") from None
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host.strip("[]"), 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_listening(host: str, port: int, timeout_s: float) -> bool:
+    import socket
+    import time
+
+    target = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host in ("::", "[::]") else host.strip("[]")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((target, port), timeout=2).close()
+            return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
 def start(host: str = "127.0.0.1", port: int = 8000, *, store: Optional[str] = None, tokens: Optional[str] = None,
           max_runs_per_user: int = DEFAULT_MAX_RUNS_PER_USER, address: Optional[str] = None,
           agents_path: Sequence[str] = (), max_attempts_per_user: Optional[int] = None,
           cpu_seconds_per_day: Optional[float] = None, allow_local_git: bool = False) -> str:
-    """Start Serve's HTTP proxy on host:port and deploy the API; returns its URL.
+    """Deploy the API and answer HTTP on host:port; returns its URL.
 
-    Raises ServiceConfigError (before anything binds) for a non-loopback host without tokens
-    or a bad tokens file. Uses the Ray this process is connected to, else `address`, else a new local one.
+    On a Ray this process started (its own local Ray, the only node), the Serve replica answers on
+    host:port itself, from a uvicorn server in its process (serve_http), and Serve's HTTP proxy
+    listens on another port of the same host; on a Ray started elsewhere, Serve's proxy answers on
+    host:port. Raises ServiceConfigError (before anything binds) for a non-loopback host without
+    tokens, a bad tokens file, a port in use, or a Ray cluster that cannot be reached or refuses
+    this client (the message names RAY_AUTH_MODE for token authentication). Uses the Ray this
+    process is connected to, else `address`, else a new local one.
     """
     tokens = tokens or os.environ.get(TOKENS_ENV) or None
     check_bind(host, tokens)
     os.environ.setdefault("HARNESS_ENV_FILE", os.path.abspath(".env"))  # LLM agents: run drivers read the key there
     if tokens:
         load_tokens(tokens)
+    _check_port_free(host, port)
     import ray
 
     if not ray.is_initialized():
-        from harness.orchestrator import _init_ray
+        from harness.orchestrator import RunError, _init_ray
 
-        _init_ray(address)
-    ray_serve.start(http_options={"host": host, "port": port}, proxy_location="HeadOnly")
+        try:
+            _init_ray(address)
+        except RunError as e:  # unreachable, or token authentication: one line, as for `harness run`
+            raise ServiceConfigError(str(e)) from None
+    from harness.serve.life import embedded_node
+
+    here = embedded_node() is not None  # the replica runs on this machine: it can take the port itself
+    ray_serve.start(http_options={"host": host, "port": _free_port(host) if here else port}, proxy_location="HeadOnly")
     ray_serve.run(build_app({"store": store, "tokens": tokens, "max_runs_per_user": max_runs_per_user,
                              "agents_path": list(agents_path), "max_attempts_per_user": max_attempts_per_user,
-                             "cpu_seconds_per_day": cpu_seconds_per_day, "allow_local_git": allow_local_git}),
+                             "cpu_seconds_per_day": cpu_seconds_per_day, "allow_local_git": allow_local_git,
+                             "listen": f"{host}:{port}" if here else None}),
                   name=APP_NAME, route_prefix="/", blocking=False)
+    if here and not _wait_listening(host, port, 60):
+        raise ServiceConfigError(f"the API was deployed but nothing listens on {host}:{port}; "
+                                 "the Serve logs of the Ray session (logs/serve/) say why")
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"
 
@@ -430,4 +568,4 @@ def stop() -> None:
     ray_serve.shutdown()  # type: ignore[no-untyped-call]
 
 
-__all__ = ["HarnessAPI", "build_app", "create_app", "start", "stop", "ServiceConfigError"]
+__all__ = ["HarnessAPI", "build_app", "create_app", "serve_http", "start", "stop", "ServiceConfigError"]

@@ -276,6 +276,43 @@ class RunService:
             _launch(str(self.root), run_id, state.owner, None, self.agent_paths(state.spec.agent, state.owner or user))
         return run_id
 
+    def resume_orphans(self, only: Optional[set[str]] = None) -> tuple[list[str], list[str]]:
+        """Start again the runs this service started (they have an owner) that read queued or running
+        while nothing drives them: no RunDriver actor in this Ray and nobody holding the run's driver
+        lock, as after a restart of `harness serve` on its own local Ray. `only`: look at these run ids
+        alone. Returns (ids resumed, ids skipped because a process outside this Ray holds their lock)."""
+        from harness.store import RunLocked
+
+        resumed, held = [], []
+        for state in list_runs(self.root):
+            if only is not None and state.run_id not in only:
+                continue
+            if state.owner is None or state.status not in LIVE_STATUSES or _actor(state.run_id) is not None:
+                continue  # `harness run`'s runs are their driver's to resume; finished runs stay finished
+            rs = RunStore(self.root, state.run_id)
+            try:
+                rs.claim_driver().release()  # free: the driver that held it is gone
+            except RunLocked:
+                held.append(state.run_id)  # a driver outside this Ray holds it (or one dying with the old server)
+                continue
+            with self._launch_lock:
+                current = rs.read_state()
+                if current.status not in LIVE_STATUSES or _actor(state.run_id) is not None:
+                    continue
+                current.status, current.error = "queued", None
+                rs.write_state(current)
+                try:
+                    _launch(str(self.root), state.run_id, current.owner, None,
+                            self.agent_paths(current.spec.agent, current.owner or ""))
+                except APIError:
+                    continue  # another replica launched it first
+                except Exception as e:  # noqa: BLE001  (an uploaded agent deleted since: the run says why)
+                    current.status, current.error = "failed", f"could not resume after a restart: {type(e).__name__}: {e}"
+                    rs.write_state(current)
+                    continue
+            resumed.append(state.run_id)
+        return resumed, held
+
     def cancel_run(self, run_id: str, user: str) -> str:
         """Ask the run's driver to stop (it records the run as cancelled, resumable); returns the status now."""
         rs, state = self.state_for(run_id, user)
