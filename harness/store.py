@@ -161,6 +161,8 @@ class RunStore:
     def write_state(self, state: RunState) -> None:
         state.updated_at = utcnow()
         atomic_write_text(self.state_path, state.model_dump_json(indent=1))
+        from harness import run_index  # the store's index of runs (harness/run_index.py) learns the new state
+        run_index.note(self.root, state, self.state_path)
 
     # -- attempts
     @property
@@ -267,6 +269,9 @@ def _read_rows(files_dir: Path, compacted: Path, schema: pa.Schema, key: Optiona
 def list_runs(root: Path | str | None = None) -> list[RunState]:
     """Every run in a store, newest first."""
     root = Path(root) if root is not None else default_store()
+    if root.is_dir():  # through the index of runs, checked against every run.json (harness/run_index.py)
+        from harness import run_index
+        return run_index.list_states(root)
     states = []
     if root.is_dir():
         for d in root.iterdir():
