@@ -234,6 +234,7 @@ def run(
     todo = [a for a in plan if a.attempt_id not in finished]
     prog = RunProgress(total=len(plan), done=len(plan) - len(todo),
                        failed=int((existing["status"].isin(FINAL_STATUSES - {"succeeded"})).sum()) if len(existing) else 0)
+    del plan, existing, finished  # issue 15 (scale): from here the driver holds what is left to run, and counters
     interrupted: Optional[BaseException] = None
     try:
         if todo:
@@ -487,6 +488,7 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
     limit = spec.max_concurrency or max(2, 2 * int(cpus / max(res.cpus, 0.01)))
     graders = _grader_pool(max(1, min(4, int(cpus // 8))))
     queue = deque((a, 1) for a in todo)
+    todo.clear()  # issue 15 (scale): the queue is the plan from here; a launched attempt leaves the driver
     inflight: dict[Any, tuple[str, AttemptSpec, int, Optional[AttemptOutcome]]] = {}
     grade_failures: dict[str, int] = {}
     running = 0
