@@ -228,8 +228,9 @@ def main() -> None:
               f"at each tenth: {r['rss_by_tenth_mb']}")
         print(f"    driver CPU per attempt {r['driver_cpu_ms_per_attempt']:6.1f} ms")
         if r["overhead_ms_per_attempt"] is not None:
-            print(f"    bare loop (sandbox + grader, no Ray, no store) {r['bare_ms_per_attempt']:6.1f} ms per attempt; "
-                  f"harness overhead {r['overhead_ms_per_attempt']:6.1f} ms per attempt per slot")
+            print(f"    one attempt holds one of the 2 slots for {2 * r['per_attempt_ms']:6.1f} ms; the bare loop (the same sandbox "
+                  f"command and grader, no Ray, no store, one at a time) takes {r['bare_ms_per_attempt']:6.1f} ms: "
+                  f"harness overhead {r['overhead_ms_per_attempt']:+6.1f} ms per attempt")
         shutil.rmtree(root / f"runs-{n}", ignore_errors=True)
     if len(results) > 1:
         small, big = results[0], results[-1]

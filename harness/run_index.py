@@ -176,9 +176,9 @@ def list_states(root: Path) -> list[RunState]:
             seen[d.name] = known
             continue
         state = _read_state(path)
-        changed = True
-        if state is not None:
+        if state is not None:  # a run.json that is not a RunState is left out (and read again next time), as before
             seen[d.name] = _Entry(mtime_ns=st.st_mtime_ns, size=st.st_size, ino=st.st_ino, state=state)
+            changed = True
     if changed or len(seen) != len(index.runs):
         with _locked(root, wait_s=0) as have:
             if have:

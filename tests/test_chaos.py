@@ -4,7 +4,8 @@ the run (a seeded RNG; the seed is printed, and HARNESS_CHAOS_SEED=<seed> replay
 things are SIGKILLed by PID: one process running an attempt, the worker node (its `ray start`
 and everything below it), and the driver (`harness run`, a Ray job on the head). The killed
 driver's run is finished by `harness run --resume`, and the table ends exact: one row per
-attempt, every attempt succeeded, none charged to the agent for the kills.
+attempt, every attempt succeeded, none charged to the agent for the kills. The agent is
+`tests/agents/copier` (one `cp`), so 200 attempts stay cheap.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def test_chaos_a_worker_a_node_and_the_driver_killed_then_resume_gives_an_exact_
     print("kill plan (rows recorded, what):", plan)
 
     store = tmp_path / "store"
-    args = ["harness", "run", *[a for cid in COMPETITIONS for a in ("-c", cid)], "--lite", "--agent", "dummy",
+    args = ["harness", "run", *[a for cid in COMPETITIONS for a in ("-c", cid)], "--lite", "--agent", "copier",
             "--seeds", str(SEEDS), "--max-retries", "3", "--store", str(store)]
     logs: list[Path] = []
 
@@ -137,11 +138,12 @@ def test_chaos_a_worker_a_node_and_the_driver_killed_then_resume_gives_an_exact_
 
     (state,) = list_runs(store)
     rows = RunStore(store, state.run_id).attempts()
-    expected = {f"{cid}__dummy__s{s}" for cid in COMPETITIONS for s in range(SEEDS)}
+    expected = {f"{cid}__copier__s{s}" for cid in COMPETITIONS for s in range(SEEDS)}
     assert len(rows) == total and set(rows["attempt_id"]) == expected and rows["attempt_id"].is_unique
     bad = rows[(rows["status"] != "succeeded") | ~rows["valid_submission"]]
     assert bad.empty, bad[["attempt_id", "status", "tries", "error"]].to_string()  # nothing charged to the agent
     assert (rows["tries"] >= 2).any(), "no attempt was retried although an attempt worker and a node were killed"
+    assert rows["node"].nunique() == 2, rows["node"].value_counts()  # attempts ran on both nodes (the killed one too)
     assert state.status == "completed" and state.done == total and state.failed == 0
     # the resumed driver's own report says so: every attempt once, all succeeded
     assert f"{total}/{total} attempts" in logs[-1].read_text() and f"succeeded {total}" in logs[-1].read_text(), log()

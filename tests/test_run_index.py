@@ -98,8 +98,11 @@ def test_changes_behind_the_index_are_seen(runs: tuple[Path, list[str]]) -> None
     assert read == 3, read  # the edited, the copied and the garbage one; nothing else
     assert ids[0] not in listed and ids[2] not in listed and "copied" in listed and len(listed) == N - 1
     assert next(s for s in list_runs(root) if s.run_id == ids[7]).status == "cancelled"
+    index = root / run_index.INDEX_NAME
+    written = index.stat().st_ino
     listed2, read = _listed(root)
     assert listed2 == listed and read == 1  # only the garbage run.json is read again (it is never cached)
+    assert index.stat().st_ino == written  # and the index is not rewritten for it
 
 
 @pytest.mark.parametrize("damage", ["missing", "garbage", "truncated", "foreign schema", "old version", "symlink", "fifo",
