@@ -75,6 +75,14 @@ def _attempt_worker(c: Cluster) -> int | None:
     return busy[0] if busy else None
 
 
+def _running(pid: int) -> bool:
+    """Whether `pid` is still a live process (a zombie waiting for its parent is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def _rows_on_disk(store: Path) -> int:
     return sum(1 for _ in store.glob("*/attempts/*.parquet"))
 
@@ -106,6 +114,7 @@ def test_chaos_a_worker_a_node_and_the_driver_killed_then_resume_gives_an_exact_
 
     job = submit(args)
     killed: list[tuple[str, int, int]] = []  # (what, pid, rows recorded then)
+    killed_job = job
     deadline = time.monotonic() + 420
     while plan and time.monotonic() < deadline:
         rows = _rows_on_disk(store)
@@ -128,15 +137,17 @@ def test_chaos_a_worker_a_node_and_the_driver_killed_then_resume_gives_an_exact_
             assert found is not None, f"no driver process found:\n{log()}"
             pid = found
             os.kill(pid, signal.SIGKILL)
-            assert job.wait(timeout=120) != 0, "the job of a SIGKILLed driver reported success"
+            while _running(pid) and time.monotonic() < deadline:  # gone (its job is marked failed later)
+                time.sleep(0.05)
             (run_id,) = [s.run_id for s in list_runs(store)]
             assert RunStore(store, run_id).read_state().status == "running"  # as the killed driver left it
-            job = submit(["harness", "run", "--resume", run_id, "--max-retries", "3", "--store", str(store)])
+            killed_job, job = job, submit(["harness", "run", "--resume", run_id, "--max-retries", "3", "--store", str(store)])
         killed.append((what, pid, rows))
         plan.pop(0)
     assert not plan, f"kills not done in time: {plan}\n{log()}"
     print("killed (what, pid, rows recorded):", killed)
     assert job.wait(timeout=420) == 0, log()
+    assert killed_job.wait(timeout=120) != 0, "the job of the SIGKILLed driver reported success"
 
     (state,) = list_runs(store)
     rows = RunStore(store, state.run_id).attempts()
