@@ -150,7 +150,7 @@ def fake_runs(root: Path, n: int) -> None:
         _write_table(root / run_id / "attempts.parquet", pa.Table.from_pylist([row.model_dump()], schema=ATTEMPTS_SCHEMA))
 
 
-def listing(root: Path, n: int, repeats: int = 5) -> dict[str, float]:
+def listing(root: Path, n: int, repeats: int = 3) -> dict[str, float]:
     """Median seconds of listing a store of n runs: the CLI (`harness runs`, a fresh process each time) and
     `list_runs` in process, without an index (every run.json read) and with it."""
     from harness import run_index
@@ -169,6 +169,21 @@ def listing(root: Path, n: int, repeats: int = 5) -> dict[str, float]:
         assert len(json.loads(out.stdout)) == n
         return took
 
+    def cli_help() -> float:  # the floor: starting the CLI (its imports) and nothing else
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "harness.cli", "--help"], env=env, capture_output=True, check=True)
+        return time.perf_counter() - t0
+
+    def runs_command() -> None:  # `harness runs --json` in this process: the command without the CLI's start-up
+        import contextlib
+        import io
+
+        from harness import cli
+
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            cli.runs(store=root, as_json=True)
+        assert len(json.loads(out.getvalue())) == n
+
     def files_only() -> list[RunState]:  # what list_runs did before the index
         return sorted((RunState.model_validate_json((d / "run.json").read_text()) for d in root.iterdir()
                        if (d / "run.json").is_file()), key=lambda s: s.created_at, reverse=True)
@@ -178,12 +193,15 @@ def listing(root: Path, n: int, repeats: int = 5) -> dict[str, float]:
         f()
         return time.perf_counter() - t0
 
-    cli_cold, cli_warm, files, fresh, memo = [], [], [], [], []
-    for _ in range(repeats):  # interleaved, so the machine's other load falls on all alike
-        index.unlink(missing_ok=True)
-        cli_cold.append(cli())  # no index: reads every run.json (and writes the index)
-        cli_warm.append(cli())
+    cli_cold, cli_warm, cli_floor, command, files, fresh, memo = [], [], [], [], [], [], []
+    for i in range(5 * repeats):  # interleaved, so the machine's other load falls on all alike
+        if i < repeats:  # the CLI's start-up is seconds: fewer of those
+            index.unlink(missing_ok=True)
+            cli_cold.append(cli())  # no index: reads every run.json (and writes the index)
+            cli_warm.append(cli())
+            cli_floor.append(cli_help())
         files.append(timed(files_only))
+        command.append(timed(runs_command))
         run_index._memo.clear()
         fresh.append(timed(lambda: list_runs(root)))  # a fresh process's first listing: the index file parsed
         memo.append(timed(lambda: list_runs(root)))  # a long-lived process (the service): the index kept parsed
@@ -191,13 +209,14 @@ def listing(root: Path, n: int, repeats: int = 5) -> dict[str, float]:
     list_runs(root)
     assert run_index.reads == reads, "the index was not used"
     med = statistics.median
-    return dict(cli_no_index_s=med(cli_cold), cli_index_s=med(cli_warm), list_files_ms=med(files) * 1000,
+    return dict(cli_no_index_s=med(cli_cold), cli_index_s=med(cli_warm), cli_help_s=med(cli_floor), runs_command_ms=med(command) * 1000,
+                list_files_ms=med(files) * 1000,
                 list_index_ms=med(fresh) * 1000, list_index_in_memory_ms=med(memo) * 1000)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000], help="attempts per run (multiples of 10)")
+    p.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000], help="attempts per run (multiples of 10; none: skip)")
     p.add_argument("--bare", type=int, default=30, help="attempts of the bare loop (0: skip)")
     p.add_argument("--runs", type=int, default=1000, help="runs in the store for the listing (0: skip)")
     p.add_argument("--one", type=int, default=0, help=argparse.SUPPRESS)  # internal: one size, in this process
@@ -241,9 +260,12 @@ def main() -> None:
         os.environ.update(env)
         sys.path.insert(0, str(REPO))
         r = listing(root / "many", args.runs)
-        print(f"\n[listing] {args.runs} runs in the store (medians of 5, interleaved)")
+        print(f"\n[listing] {args.runs} runs in the store (medians, interleaved: 3 of each CLI start, 15 of each in process)")
         print(f"    `harness runs --json` (a fresh process): no index {r['cli_no_index_s'] * 1000:6.0f} ms, "
-              f"with the index {r['cli_index_s'] * 1000:6.0f} ms")
+              f"with the index {r['cli_index_s'] * 1000:6.0f} ms; `harness --help` (starting the CLI alone) "
+              f"{r['cli_help_s'] * 1000:6.0f} ms")
+        print(f"    `harness runs --json` in process (the command without the CLI's start-up, index in memory): "
+              f"{r['runs_command_ms']:6.1f} ms")
         print(f"    list_runs: reading every run.json {r['list_files_ms']:6.1f} ms; the index, parsed {r['list_index_ms']:6.1f} ms; "
               f"the index kept in memory (the service) {r['list_index_in_memory_ms']:6.1f} ms")
     shutil.rmtree(root, ignore_errors=True)

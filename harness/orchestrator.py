@@ -513,6 +513,7 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
         rs.write_score_details(row, report.details if report else {})
         prog.done += 1
         prog.failed += row.status != "succeeded"
+        grade_failures.pop(a.attempt_id, None)  # issue 15 (scale): nothing of a recorded attempt stays in the driver
 
     try:
         while queue or inflight:
