@@ -129,6 +129,9 @@ def _locked(root: Path, wait_s: float) -> Iterator[bool]:
                     yield False
                     return
                 time.sleep(0.01)
+            except OSError:  # a filesystem without flock (some network mounts): no index writes, listings still work
+                yield False
+                return
         yield True
     finally:
         os.close(fd)
