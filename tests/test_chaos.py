@@ -5,7 +5,7 @@ things are SIGKILLed by PID: one process running an attempt, the worker node (it
 and everything below it), and the driver (`harness run`, a Ray job on the head). The killed
 driver's run is finished by `harness run --resume`, and the table ends exact: one row per
 attempt, every attempt succeeded, none charged to the agent for the kills. The agent is
-`tests/agents/copier` (half a second's sleep, then one `cp`; half a CPU, so 4 run at once),
+`tests/agents/copier` (a 0.3 s sleep, then one `cp`; half a CPU, so 6 run at once),
 so 200 attempts stay cheap and some are always running when a kill comes.
 """
 
@@ -36,10 +36,10 @@ KILLS = ("attempt worker", "node", "driver")
 
 @pytest.fixture(scope="module")
 def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A head that runs drivers and attempts (1 CPU) and one worker node (1 CPU) to be killed."""
+    """A head that runs drivers and attempts (2 CPUs: 4 attempts at once) and one worker node (1 CPU) to be killed."""
     c = Cluster(tmp_path_factory.mktemp("chaos-cluster"))
     try:
-        c.start("head", ["--head", f"--port={c.gcs}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+        c.start("head", ["--head", f"--port={c.gcs}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
                          "--dashboard-host=127.0.0.1", f"--metrics-export-port={_free_port()}",
                          f"--dashboard-port={c.dash}", "--include-dashboard=true",
                          f"--dashboard-agent-listen-port={_free_port()}"])
