@@ -236,6 +236,7 @@ def run(
     todo = [a for a in plan if a.attempt_id not in finished]
     prog = RunProgress(total=len(plan), done=len(plan) - len(todo),
                        failed=int((existing["status"].isin(FINAL_STATUSES - {"succeeded"})).sum()) if len(existing) else 0)
+    del plan, existing, finished  # issue 15 (scale): from here the driver holds what is left to run, and counters
     interrupted: Optional[BaseException] = None
     try:
         if todo:
@@ -489,6 +490,7 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
     limit = spec.max_concurrency or max(2, 2 * int(cpus / max(res.cpus, 0.01)))
     graders = _grader_pool(max(1, min(4, int(cpus // 8))))
     queue = deque((a, 1) for a in todo)
+    todo.clear()  # issue 15 (scale): the queue is the plan from here; a launched attempt leaves the driver
     inflight: dict[Any, tuple[str, AttemptSpec, int, Optional[AttemptOutcome]]] = {}
     grade_failures: dict[str, int] = {}
     running = 0
@@ -514,6 +516,7 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
         rs.publish_attempt(a.attempt_id)  # an object store: artifacts, then the row
         prog.done += 1
         prog.failed += row.status != "succeeded"
+        grade_failures.pop(a.attempt_id, None)  # issue 15 (scale): nothing of a recorded attempt stays in the driver
 
     try:
         while queue or inflight:

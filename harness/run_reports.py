@@ -27,8 +27,8 @@ GRADE_FIELDS = ("score", "submission_exists", "valid_submission", "invalid_reaso
 GRADED_STATUSES = frozenset({"succeeded", "agent_failed", "timeout", "oom"})
 
 
-#: the run's aggregate reports as this process has recorded them so far (run dir -> attempt id -> report)
-_RUN_REPORTS: dict[str, dict[str, dict[str, Any]]] = {}
+#: how many attempts of a run this process has recorded so far (run dir -> count)
+_RUN_REPORTS: dict[str, int] = {}
 
 
 def _run_entry(report: dict[str, Any], attempt_id: str, seed: int) -> dict[str, Any]:
@@ -38,9 +38,10 @@ def _run_entry(report: dict[str, Any], attempt_id: str, seed: int) -> dict[str, 
 
 def record_attempt_report(rs: RunStore, row: AttemptResult, report: Optional[GradeReport]) -> None:
     """After `row` was recorded: write the attempt's mlebench report next to its artifacts
-    (`artifacts/<attempt_id>/competition_report.json`) and rewrite the run's
-    `grading_report.json` with every graded competition attempt so far, so a run that
-    crashes still has a valid report of what it finished. A no-op for ungraded attempts
+    (`artifacts/<attempt_id>/competition_report.json`) and, after the 1st, 2nd, 4th, 8th, ...
+    attempt, rewrite the run's `grading_report.json` with every graded competition attempt so
+    far, so a run that crashes still has a valid report of at least half of what it finished
+    (the next `--resume` writes all of it). A no-op for ungraded attempts
     (infrastructure failures, cancelled) and technique tasks."""
     if report is None or row.task_kind != "competition":
         return
@@ -48,10 +49,13 @@ def record_attempt_report(rs: RunStore, row: AttemptResult, report: Optional[Gra
     key = str(rs.dir.resolve())
     try:
         atomic_write_text(rs.artifacts_dir(row.attempt_id) / ATTEMPT_REPORT, json.dumps(entry, indent=4))
-        if key not in _RUN_REPORTS:  # first attempt this process records for the run (a resume: the earlier ones)
-            _RUN_REPORTS[key] = _reports_on_disk(rs)
-        _RUN_REPORTS[key][row.attempt_id] = entry
-        rs.write_json(RUN_REPORT, aggregate_reports([_RUN_REPORTS[key][a] for a in sorted(_RUN_REPORTS[key])]))
+        # issue 15 (scale): the aggregate is rebuilt from the report files when this process has recorded 1, 2, 4,
+        # 8, ... of the run's attempts (and in full when the run ends, by write_run_report): n attempts cost O(n)
+        # in all, not O(n^2), and the driver keeps a counter, not every report
+        n = _RUN_REPORTS[key] = _RUN_REPORTS.get(key, 0) + 1
+        if n & (n - 1) == 0:
+            on_disk = _reports_on_disk(rs)
+            rs.write_json(RUN_REPORT, aggregate_reports([on_disk[a] for a in sorted(on_disk)]))
     except OSError as e:  # the row is recorded; the report is rebuilt from the rows when the run ends
         log.warning("could not write the grading report of %s: %s", row.attempt_id, e)
 
