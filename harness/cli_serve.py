@@ -1,4 +1,5 @@
-"""The body of `harness serve` (its options are declared in harness/cli.py).
+"""The body of `harness serve` (its options are declared in harness/cli.py, which imports this module,
+and with it Ray Serve, only for that command).
 
 Starts the API (harness.serve.app.start), then watches it: when its Ray or its HTTP listener is
 gone the process exits with status 3 so a supervisor restarts it; SIGTERM or Ctrl-C shut Serve
@@ -16,6 +17,8 @@ from typing import Optional
 
 from harness.cli_common import USER_ERRORS, console, fail
 from harness.objstore import shown_store
+from harness.serve.app import ServiceConfigError, start
+from harness.serve.life import EXIT_GONE, Watchdog, embedded_node, exit_now, shutdown
 from harness.store import open_store
 
 #: seconds between two checks of the watchdog
@@ -34,9 +37,6 @@ def serve(host: str, port: int, address: Optional[str], store: Optional[str], ma
     """Serve the API on host:port until SIGTERM / Ctrl-C (exit 0) or until its Ray or HTTP listener
     is gone (exit 3). Bad configuration (tokens, port in use, a Ray that refuses this client) is one
     line on stderr and exit 2."""
-    from harness.serve.app import ServiceConfigError, start  # Ray Serve loads only for this command
-    from harness.serve.life import EXIT_GONE, Watchdog, exit_now, shutdown
-
     try:
         open_store(store)  # an object store that cannot be read fails here, in one line
     except USER_ERRORS as e:
@@ -62,8 +62,6 @@ def serve(host: str, port: int, address: Optional[str], store: Optional[str], ma
     except (_Stop, KeyboardInterrupt) as e:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop at a time
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        from harness.serve.life import embedded_node
-
         embedded = embedded_node() is not None
         console.print(f"{e or 'SIGINT'}: shutting down Serve and Ray")
         shutdown(serve_too=started)

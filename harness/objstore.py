@@ -41,6 +41,7 @@ import pyarrow.fs as pafs
 
 from harness.errors import RunError
 from harness.safe_files import CopyReport, walk_beneath
+from harness.spec import Settings
 
 log = logging.getLogger(__name__)
 
@@ -309,8 +310,6 @@ def open_remote(uri: str, work_dir: Optional[Path] = None, check: bool = True) -
 
 def _mirror_root(work_dir: Optional[Path]) -> Path:
     if work_dir is None:
-        from harness.spec import Settings
-
         work_dir = Settings.from_env().work_dir
     return work_dir / "store-mirrors"
 

@@ -34,6 +34,7 @@ from harness.serve.agents_upload import ALLOW_LOCAL_GIT_ENV, MAX_UPLOAD_BYTES
 from harness.serve.agent_routes import add_agent_routes
 from harness.serve.quotas import Quotas
 from harness.serve.service import APIError, RunService, attempts_parquet
+from harness.serve.life import embedded_node
 
 log = logging.getLogger("harness.serve")
 
@@ -547,8 +548,6 @@ def start(host: str = "127.0.0.1", port: int = 8000, *, store: Optional[str] = N
             _init_ray(address)
         except RunError as e:  # unreachable, or token authentication: one line, as for `harness run`
             raise ServiceConfigError(str(e)) from None
-    from harness.serve.life import embedded_node
-
     here = embedded_node() is not None  # the replica runs on this machine: it can take the port itself
     ray_serve.start(http_options={"host": host, "port": _free_port(host) if here else port}, proxy_location="HeadOnly")
     ray_serve.run(build_app({"store": store, "tokens": tokens, "max_runs_per_user": max_runs_per_user,

@@ -168,9 +168,9 @@ def shutdown(serve_too: bool) -> None:
 
     embedded = embedded_node() is not None
     if serve_too:
-        from harness.serve.app import stop
+        from ray import serve as ray_serve  # loaded with ray, only on the way out
 
-        bounded(stop, 60)
+        bounded(ray_serve.shutdown, 60)
     processes = own_descendants() if embedded else {}
     bounded(ray.shutdown, 30)
     kill_leftovers(processes)
