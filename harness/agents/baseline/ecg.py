@@ -40,7 +40,7 @@ ROW_BASELINES_MM = (50.0, 95.0, 140.0, 185.0)
 TRACE_START_S, COLUMN_S = 0.6, 2.5
 LAYOUT = [["I", "aVR", "V1", "V4"], ["II", "aVL", "V2", "V5"], ["III", "aVF", "V3", "V6"]]
 LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
-ALL_STEPS = frozenset({"rectify", "orient", "relative", "tips"})
+ALL_STEPS = frozenset({"rectify", "orient", "relative", "degrid", "blobs", "tips"})
 
 
 def _otsu(values: np.ndarray) -> float:
@@ -169,15 +169,68 @@ def rectify(rgb: np.ndarray, corners: np.ndarray, turn: int, scale: float = 1.0)
 
 
 def darkness(rgb: np.ndarray, relative: bool = True) -> np.ndarray:
-    """Ink darkness in [0, 1] of each pixel: 1 - brightest channel / local paper brightness."""
+    """Ink darkness in [0, 1] of each pixel: 1 - brightest channel / local paper brightness.
+    The local paper is a grey closing (max then min filter) over about 1.4 mm: it erases
+    every dark structure thinner than that (trace, grid lines, text) and keeps wide ones, so
+    lighting, glare and vignetting cancel, and so do blobs wider than the trace (mould, stains:
+    their inside reads as paper, their edges as steps, not as ink)."""
     b = rgb.max(axis=2).astype(np.float32)
     if relative:
-        k = max(9, int(round(b.shape[1] / 90)) | 1)
-        paper = ndimage.maximum_filter(b[::2, ::2], size=k // 2 + 1)
-        paper = ndimage.uniform_filter(paper, size=k // 2 + 1)
-        paper = np.asarray(Image.fromarray(paper, "F").resize((b.shape[1], b.shape[0]), Image.Resampling.BILINEAR))
+        k = max(5, int(round(11 * b.shape[1] / WIDTH)) | 1)
+        paper = ndimage.grey_closing(b, size=(k, k))
         return np.clip(1 - b / np.maximum(paper, 30.0), 0, 1)
     return np.clip(1 - b / 255.0, 0, 1)
+
+
+def remove_grid(dark: np.ndarray, block: int = 400, q: float = 25.0) -> np.ndarray:
+    """`dark` less the printed grid's own darkness: a grid line spans the whole page, so along
+    every pixel column (row) a low percentile of the darkness over a block of `block` rows
+    (columns) is that column's vertical (row's horizontal) grid line, while the sparse trace
+    does not reach it; each pixel loses the larger of its column's and its row's level."""
+    h, w = dark.shape
+    block = max(64, min(block, h, w))
+
+    def levels(a: np.ndarray) -> np.ndarray:  # per column of `a`, per block of rows, upsampled back
+        n = a.shape[0]
+        edges = np.linspace(0, n, max(1, round(n / block)) + 1).astype(int)
+        out = np.empty_like(a)
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            out[lo:hi] = np.percentile(a[lo:hi], q, axis=0)[None, :]
+        return out
+
+    grid = np.maximum(levels(dark), levels(dark.T).T)
+    return np.clip(dark - grid, 0, 1)
+
+
+def blob_zones(rgb: np.ndarray, ratio: float = 0.9) -> np.ndarray:
+    """Where the page is covered by something wide and dark (mould, a stain's core, a shadow
+    edge): the local paper brightness (a closing over about 1.4 mm, as in `darkness`) below
+    `ratio` of the brightest paper within about 32 mm. Boolean, the image's shape."""
+    b = rgb.max(axis=2).astype(np.float32)
+    h, w = b.shape
+    f = 4
+    small = b[: h // f * f, : w // f * f].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
+    paper = ndimage.uniform_filter(ndimage.grey_closing(small, size=(5, 5)), size=7)
+    near = ndimage.maximum_filter(paper, size=max(3, int(round(63 * w / WIDTH)) | 1))
+    zone = ndimage.binary_dilation(paper < ratio * near, iterations=3)
+    up = np.repeat(np.repeat(zone, f, axis=0), f, axis=1)
+    out = np.zeros((h, w), dtype=bool)
+    out[: up.shape[0], : up.shape[1]] = up
+    return out
+
+
+def drop_blobs(mask: np.ndarray, zones: np.ndarray) -> np.ndarray:
+    """The mask without its connected pieces lying wholly inside `zones`: the texture of a
+    mould spot or a stain, not a trace (a trace crossing a zone enters it from clean paper
+    and is kept as far as it stays connected)."""
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if n == 0:
+        return mask
+    outside = np.unique(labels[mask & ~zones])
+    keep = np.zeros(n + 1, dtype=bool)
+    keep[outside] = True
+    keep[0] = False
+    return keep[labels]
 
 
 def ink_mask(dark: np.ndarray) -> np.ndarray:
@@ -277,7 +330,13 @@ def digitize(path: Path, fs_rows: dict[str, int], fs: int, steps: Iterable[str] 
         if best is None or sc > best[0]:
             best = (sc, turn)
     turn = best[1] if best is not None else turns[0]
-    mask = drop_text(ink_mask(darkness(rectify(rgb, corners, turn, scale), "relative" in steps)), scale)
+    page = rectify(rgb, corners, turn, scale)
+    dark = darkness(page, "relative" in steps)
+    if "degrid" in steps:
+        dark = remove_grid(dark)
+    mask = drop_text(ink_mask(dark), scale)
+    if "blobs" in steps:
+        mask = drop_blobs(mask, blob_zones(page))
     px_mm = PX_PER_MM * scale
     runs = mask.sum(axis=0)
     width = float(np.clip(np.median(runs[runs > 0]) / 4 if (runs > 0).any() else 2.0, 1.0, 4.0 * scale + 1))
