@@ -219,7 +219,7 @@ def blob_zones(rgb: np.ndarray, ratio: float = 0.9) -> np.ndarray:
     return out
 
 
-def drop_blobs(mask: np.ndarray, zones: np.ndarray) -> np.ndarray:
+def drop_blobs(mask: np.ndarray, zones: np.ndarray, min_px: int = 1) -> np.ndarray:
     """The mask without its connected pieces lying wholly inside `zones`: the texture of a
     mould spot or a stain, not a trace (a trace crossing a zone enters it from clean paper
     and is kept as far as it stays connected)."""
@@ -229,6 +229,7 @@ def drop_blobs(mask: np.ndarray, zones: np.ndarray) -> np.ndarray:
     outside = np.unique(labels[mask & ~zones])
     keep = np.zeros(n + 1, dtype=bool)
     keep[outside] = True
+    keep &= np.bincount(labels.ravel(), minlength=n + 1) >= min_px  # dust: a grid line's remnant, noise
     keep[0] = False
     return keep[labels]
 
@@ -336,7 +337,7 @@ def digitize(path: Path, fs_rows: dict[str, int], fs: int, steps: Iterable[str] 
         dark = remove_grid(dark)
     mask = drop_text(ink_mask(dark), scale)
     if "blobs" in steps:
-        mask = drop_blobs(mask, blob_zones(page))
+        mask = drop_blobs(mask, blob_zones(page), max(1, int(8 * scale * scale)))
     px_mm = PX_PER_MM * scale
     runs = mask.sum(axis=0)
     width = float(np.clip(np.median(runs[runs > 0]) / 4 if (runs > 0).any() else 2.0, 1.0, 4.0 * scale + 1))
