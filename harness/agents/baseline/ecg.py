@@ -7,9 +7,13 @@ Steps, each on one test image:
 2. rectify: a homography from those corners to the canonical 2200 x 1700 px page, trying the
    two orientations that make the page landscape; the one whose dark ink lies on the printed
    row baselines (which are not symmetric top/bottom) wins: this undoes 90/180/270 deg turns;
-3. remove the grid: darkness relative to the local paper brightness (so lighting, glare and
-   vignetting cancel), of the brightest channel (so coloured grid lines vanish), thresholded
-   between the grid's and the trace's darkness levels found from the image's own percentiles;
+3. remove the grid: darkness relative to the local paper brightness, a grey closing over
+   about 1.4 mm (so lighting, glare and vignetting cancel, and so does the inside of any blob
+   wider than the trace: mould, stains), of the brightest channel (so coloured grid lines
+   vanish), less the grid lines' own darkness (a low percentile along each pixel row and
+   column: grid lines span the page, the trace does not), thresholded between the grid's and
+   the trace's darkness levels found from the image's own percentiles; ink pieces lying wholly
+   inside a dark blob (mould texture) and dust are dropped;
 4. extract each lead's trace column by column within its row band: ink runs per pixel column,
    the run nearest the previous column's position is followed (overlapping rows), its middle is
    the value, or its tip where the run is a local peak or trough;
@@ -18,7 +22,8 @@ Steps, each on one test image:
 
 `steps` switches parts off (the reference field of the competition's calibration uses that):
 "rectify" (page detection and homography), "orient", "relative" (local paper normalisation),
-"tips" (peak/trough tips), and `scale` renders the rectified page smaller (coarse resolution).
+"degrid" (grid line subtraction), "blobs" (mould and dust pieces dropped), "tips" (peak/trough
+tips), and `scale` renders the rectified page smaller (coarse resolution).
 """
 
 from __future__ import annotations
@@ -337,7 +342,7 @@ def digitize(path: Path, fs_rows: dict[str, int], fs: int, steps: Iterable[str] 
         dark = remove_grid(dark)
     mask = drop_text(ink_mask(dark), scale)
     if "blobs" in steps:
-        mask = drop_blobs(mask, blob_zones(page), max(1, int(8 * scale * scale)))
+        mask = drop_blobs(mask, blob_zones(page), max(1, int(5 * scale * scale)))
     px_mm = PX_PER_MM * scale
     runs = mask.sum(axis=0)
     width = float(np.clip(np.median(runs[runs > 0]) / 4 if (runs > 0).any() else 2.0, 1.0, 4.0 * scale + 1))
