@@ -183,8 +183,8 @@ def darkness(rgb: np.ndarray, relative: bool = True) -> np.ndarray:
     if relative:
         k = max(5, int(round(11 * b.shape[1] / WIDTH)) | 1)
         paper = ndimage.grey_closing(b, size=(k, k))
-        return np.clip(1 - b / np.maximum(paper, 30.0), 0, 1)
-    return np.clip(1 - b / 255.0, 0, 1)
+        return np.asarray(np.clip(1 - b / np.maximum(paper, 30.0), 0, 1), dtype=np.float32)
+    return np.asarray(np.clip(1 - b / 255.0, 0, 1), dtype=np.float32)
 
 
 def remove_grid(dark: np.ndarray, block: int = 400, q: float = 25.0) -> np.ndarray:
@@ -204,7 +204,7 @@ def remove_grid(dark: np.ndarray, block: int = 400, q: float = 25.0) -> np.ndarr
         return out
 
     grid = np.maximum(levels(dark), levels(dark.T).T)
-    return np.clip(dark - grid, 0, 1)
+    return np.asarray(np.clip(dark - grid, 0, 1), dtype=np.float32)
 
 
 def blob_zones(rgb: np.ndarray, ratio: float = 0.9) -> np.ndarray:
@@ -236,7 +236,7 @@ def drop_blobs(mask: np.ndarray, zones: np.ndarray, min_px: int = 1) -> np.ndarr
     keep[outside] = True
     keep &= np.bincount(labels.ravel(), minlength=n + 1) >= min_px  # dust: a grid line's remnant, noise
     keep[0] = False
-    return keep[labels]
+    return np.asarray(keep[labels], dtype=bool)
 
 
 def ink_mask(dark: np.ndarray) -> np.ndarray:
