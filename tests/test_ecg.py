@@ -284,3 +284,33 @@ def test_baseline_digitizer_beats_the_dummy_on_lite_images(lite, tmp_path: Path)
     score = M.score(sub, answers)
     zero = M.score(sub.assign(value=0.0), answers)
     assert score > 12.0 and score > zero + 8.0, (score, zero)
+
+
+def _digitized_db(rec: dict, png: Path, steps: frozenset) -> float:  # type: ignore[type-arg]
+    """The score (dB) of the baseline digitizer with `steps` on one generated image."""
+    import ecg
+
+    fs, win = rec["fs"], ecg_make.windows(rec["fs"])
+    sig = ecg.digitize(png, {lead: b - a for lead, (a, b) in win.items()}, fs, steps)
+    sub, sol = [], []
+    for lead, (a, b) in win.items():
+        ids = [f"1_{r}_{lead}" for r in range(b - a)]
+        sub.append(pd.DataFrame({"id": ids, "value": sig[lead]}))
+        sol.append(pd.DataFrame({"id": ids, "fs": fs, "value": rec["signals"][a:b, LEADS.index(lead)]}))
+    return M.score(pd.concat(sub, ignore_index=True), pd.concat(sol, ignore_index=True))
+
+
+def test_baseline_reads_a_mouldy_faded_scan_through_its_blobs(tmp_path: Path) -> None:
+    """A mouldy black-and-white scan with faded ink (the generator's own seed 102, not a test
+    image): the grid subtraction and the mould-blob rejection are what make it readable (without
+    them the tracer follows mould texture and loses the faint QRS strokes)."""
+    sys.path.insert(0, str(REPO / "harness" / "agents" / "baseline"))
+    import ecg
+
+    rec = ecg_make.make_record({"seed": 102, "types": ["0012"]})
+    assert rec["params"]["0012"]["render"]["ink_alpha"] < 1.0 and rec["params"]["0012"]["distortion"]["mould_cover"] > 0.05
+    png = tmp_path / "1.png"
+    png.write_bytes(rec["pngs"]["0012"])
+    full = _digitized_db(rec, png, ecg.ALL_STEPS)
+    without = _digitized_db(rec, png, ecg.ALL_STEPS - {"degrid", "blobs"})
+    assert full >= 12.5 and full > without + 5.0, (full, without)

@@ -7,9 +7,13 @@ Steps, each on one test image:
 2. rectify: a homography from those corners to the canonical 2200 x 1700 px page, trying the
    two orientations that make the page landscape; the one whose dark ink lies on the printed
    row baselines (which are not symmetric top/bottom) wins: this undoes 90/180/270 deg turns;
-3. remove the grid: darkness relative to the local paper brightness (so lighting, glare and
-   vignetting cancel), of the brightest channel (so coloured grid lines vanish), thresholded
-   between the grid's and the trace's darkness levels found from the image's own percentiles;
+3. remove the grid: darkness relative to the local paper brightness, a grey closing over
+   about 1.4 mm (so lighting, glare and vignetting cancel, and so does the inside of any blob
+   wider than the trace: mould, stains), of the brightest channel (so coloured grid lines
+   vanish), less the grid lines' own darkness (a low percentile along each pixel row and
+   column: grid lines span the page, the trace does not), thresholded between the grid's and
+   the trace's darkness levels found from the image's own percentiles; ink pieces lying wholly
+   inside a dark blob (mould texture) and dust are dropped;
 4. extract each lead's trace column by column within its row band: ink runs per pixel column,
    the run nearest the previous column's position is followed (overlapping rows), its middle is
    the value, or its tip where the run is a local peak or trough;
@@ -18,7 +22,8 @@ Steps, each on one test image:
 
 `steps` switches parts off (the reference field of the competition's calibration uses that):
 "rectify" (page detection and homography), "orient", "relative" (local paper normalisation),
-"tips" (peak/trough tips), and `scale` renders the rectified page smaller (coarse resolution).
+"degrid" (grid line subtraction), "blobs" (mould and dust pieces dropped), "tips" (peak/trough
+tips), and `scale` renders the rectified page smaller (coarse resolution).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ ROW_BASELINES_MM = (50.0, 95.0, 140.0, 185.0)
 TRACE_START_S, COLUMN_S = 0.6, 2.5
 LAYOUT = [["I", "aVR", "V1", "V4"], ["II", "aVL", "V2", "V5"], ["III", "aVF", "V3", "V6"]]
 LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
-ALL_STEPS = frozenset({"rectify", "orient", "relative", "tips"})
+ALL_STEPS = frozenset({"rectify", "orient", "relative", "degrid", "blobs", "tips"})
 
 
 def _otsu(values: np.ndarray) -> float:
@@ -169,15 +174,69 @@ def rectify(rgb: np.ndarray, corners: np.ndarray, turn: int, scale: float = 1.0)
 
 
 def darkness(rgb: np.ndarray, relative: bool = True) -> np.ndarray:
-    """Ink darkness in [0, 1] of each pixel: 1 - brightest channel / local paper brightness."""
+    """Ink darkness in [0, 1] of each pixel: 1 - brightest channel / local paper brightness.
+    The local paper is a grey closing (max then min filter) over about 1.4 mm: it erases
+    every dark structure thinner than that (trace, grid lines, text) and keeps wide ones, so
+    lighting, glare and vignetting cancel, and so do blobs wider than the trace (mould, stains:
+    their inside reads as paper, their edges as steps, not as ink)."""
     b = rgb.max(axis=2).astype(np.float32)
     if relative:
-        k = max(9, int(round(b.shape[1] / 90)) | 1)
-        paper = ndimage.maximum_filter(b[::2, ::2], size=k // 2 + 1)
-        paper = ndimage.uniform_filter(paper, size=k // 2 + 1)
-        paper = np.asarray(Image.fromarray(paper, "F").resize((b.shape[1], b.shape[0]), Image.Resampling.BILINEAR))
-        return np.clip(1 - b / np.maximum(paper, 30.0), 0, 1)
-    return np.clip(1 - b / 255.0, 0, 1)
+        k = max(5, int(round(11 * b.shape[1] / WIDTH)) | 1)
+        paper = ndimage.grey_closing(b, size=(k, k))
+        return np.asarray(np.clip(1 - b / np.maximum(paper, 30.0), 0, 1), dtype=np.float32)
+    return np.asarray(np.clip(1 - b / 255.0, 0, 1), dtype=np.float32)
+
+
+def remove_grid(dark: np.ndarray, block: int = 400, q: float = 25.0) -> np.ndarray:
+    """`dark` less the printed grid's own darkness: a grid line spans the whole page, so along
+    every pixel column (row) a low percentile of the darkness over a block of `block` rows
+    (columns) is that column's vertical (row's horizontal) grid line, while the sparse trace
+    does not reach it; each pixel loses the larger of its column's and its row's level."""
+    h, w = dark.shape
+    block = max(64, min(block, h, w))
+
+    def levels(a: np.ndarray) -> np.ndarray:  # per column of `a`, per block of rows, upsampled back
+        n = a.shape[0]
+        edges = np.linspace(0, n, max(1, round(n / block)) + 1).astype(int)
+        out = np.empty_like(a)
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            out[lo:hi] = np.percentile(a[lo:hi], q, axis=0)[None, :]
+        return out
+
+    grid = np.maximum(levels(dark), levels(dark.T).T)
+    return np.asarray(np.clip(dark - grid, 0, 1), dtype=np.float32)
+
+
+def blob_zones(rgb: np.ndarray, ratio: float = 0.9) -> np.ndarray:
+    """Where the page is covered by something wide and dark (mould, a stain's core, a shadow
+    edge): the local paper brightness (a closing over about 1.4 mm, as in `darkness`) below
+    `ratio` of the brightest paper within about 32 mm. Boolean, the image's shape."""
+    b = rgb.max(axis=2).astype(np.float32)
+    h, w = b.shape
+    f = 4
+    small = b[: h // f * f, : w // f * f].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
+    paper = ndimage.uniform_filter(ndimage.grey_closing(small, size=(5, 5)), size=7)
+    near = ndimage.maximum_filter(paper, size=max(3, int(round(63 * w / WIDTH)) | 1))
+    zone = ndimage.binary_dilation(paper < ratio * near, iterations=3)
+    up = np.repeat(np.repeat(zone, f, axis=0), f, axis=1)
+    out = np.zeros((h, w), dtype=bool)
+    out[: up.shape[0], : up.shape[1]] = up
+    return out
+
+
+def drop_blobs(mask: np.ndarray, zones: np.ndarray, min_px: int = 1) -> np.ndarray:
+    """The mask without its connected pieces lying wholly inside `zones`: the texture of a
+    mould spot or a stain, not a trace (a trace crossing a zone enters it from clean paper
+    and is kept as far as it stays connected)."""
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if n == 0:
+        return mask
+    outside = np.unique(labels[mask & ~zones])
+    keep = np.zeros(n + 1, dtype=bool)
+    keep[outside] = True
+    keep &= np.bincount(labels.ravel(), minlength=n + 1) >= min_px  # dust: a grid line's remnant, noise
+    keep[0] = False
+    return np.asarray(keep[labels], dtype=bool)
 
 
 def ink_mask(dark: np.ndarray) -> np.ndarray:
@@ -277,7 +336,13 @@ def digitize(path: Path, fs_rows: dict[str, int], fs: int, steps: Iterable[str] 
         if best is None or sc > best[0]:
             best = (sc, turn)
     turn = best[1] if best is not None else turns[0]
-    mask = drop_text(ink_mask(darkness(rectify(rgb, corners, turn, scale), "relative" in steps)), scale)
+    page = rectify(rgb, corners, turn, scale)
+    dark = darkness(page, "relative" in steps)
+    if "degrid" in steps:
+        dark = remove_grid(dark)
+    mask = drop_text(ink_mask(dark), scale)
+    if "blobs" in steps:
+        mask = drop_blobs(mask, blob_zones(page), max(1, int(5 * scale * scale)))
     px_mm = PX_PER_MM * scale
     runs = mask.sum(axis=0)
     width = float(np.clip(np.median(runs[runs > 0]) / 4 if (runs > 0).any() else 2.0, 1.0, 4.0 * scale + 1))

@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 
 BASELINE = Path(__file__).resolve().parents[2] / "agents" / "baseline"
-FULL = ("rectify", "orient", "relative", "tips")
+FULL = ("rectify", "orient", "relative", "degrid", "blobs", "tips")
 VARIANTS: list[tuple[str, tuple[str, ...], float]] = [
     ("classical/full", FULL, 1.0),
-    ("classical/no-tips", ("rectify", "orient", "relative"), 1.0),
-    ("classical/no-rectification", ("relative", "tips"), 1.0),
+    ("classical/no-tips", ("rectify", "orient", "relative", "degrid", "blobs"), 1.0),
+    ("classical/no-rectification", ("relative", "degrid", "blobs", "tips"), 1.0),
     ("classical/half-resolution", FULL, 0.5),
     ("classical/0.3-resolution", FULL, 0.3),
     ("classical/bare-0.5-resolution", (), 0.5),
