@@ -27,8 +27,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def bare_loop(n: int, settings, comp) -> float:  # type: ignore[no-untyped-def]
-    """The same sandbox and grader, one after the other, with no Ray and no store."""
+def bare_loop(n: int, settings, comp, lite: bool = False) -> float:  # type: ignore[no-untyped-def]
+    """Seconds for `n` attempts of the same sandbox command and grader, one after the other, with no Ray and no store."""
     from harness.data import ensure_prepared
     from harness.grading import grade_submission
     from harness.registry import load_registry
@@ -36,7 +36,7 @@ def bare_loop(n: int, settings, comp) -> float:  # type: ignore[no-untyped-def]
     from harness.sandbox.local import LocalSandbox
 
     agent = load_registry(settings).agent("trivial")
-    data = ensure_prepared(comp, settings)
+    data = ensure_prepared(comp, settings, lite=lite)
     work = Path(tempfile.mkdtemp(prefix="bench-bare-"))
     sandbox = LocalSandbox()
     t0 = time.perf_counter()

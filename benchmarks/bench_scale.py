@@ -61,32 +61,12 @@ def clone_competitions(dest: Path) -> list[str]:
 
 def bare_loop(n: int, comp_id: str) -> float:
     """Seconds per attempt of the same sandbox command and grader, one after another, with no Ray and no store."""
-    from harness.data import ensure_prepared
-    from harness.grading import grade_submission
+    from bench_core import bare_loop as core_bare_loop  # the loop bench_core.py times, on the lite data
     from harness.registry import load_registry
-    from harness.sandbox.base import SandboxJob
-    from harness.sandbox.local import LocalSandbox
     from harness.spec import Settings
 
     settings = Settings.from_env()
-    registry = load_registry(settings)
-    agent, comp = registry.agent("trivial"), registry.competition(comp_id)
-    data = ensure_prepared(comp, settings, lite=True)
-    work = Path(tempfile.mkdtemp(prefix="bench-bare-"))
-    sandbox = LocalSandbox()
-    t0 = time.perf_counter()
-    for i in range(n):
-        job = SandboxJob(run_id="bare", attempt_id=f"a{i}", command=["/bin/sh", "-c", str(agent.command)],
-                         agent_dir=agent.dir, data_dir=data.public, attempt_dir=work / f"a{i}",
-                         resources=agent.resources, time_limit_s=60)
-        result = sandbox.run(job)
-        assert result.status == "succeeded", result
-        report = grade_submission(comp, (job.submission_dir / "submission.csv").read_bytes(), data.answers,
-                                  data.sample_submission)
-        assert report.valid_submission
-    elapsed = time.perf_counter() - t0
-    shutil.rmtree(work, ignore_errors=True)
-    return elapsed / n
+    return core_bare_loop(n, settings, load_registry(settings).competition(comp_id), lite=True) / n
 
 
 def one_size(n: int, bare: int) -> dict[str, Any]:
