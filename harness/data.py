@@ -77,8 +77,20 @@ def prepared_data(comp: CompetitionConfig, settings: Settings, lite: bool) -> Op
     root = prepared_root(comp, settings, lite)
     marker = root / DONE_MARKER
     if marker.is_file():
-        return PreparedData.model_validate_json(marker.read_text())
+        data = PreparedData.model_validate_json(marker.read_text())
+        return None if _stale(comp, data, pinned_lite=root.parent.name == "lite") else data
     return mlebench_prepared(comp, root, lite)
+
+
+def _stale(comp: CompetitionConfig, data: PreparedData, pinned_lite: bool) -> bool:
+    """harness's own preparation, made by another version of the preparer: its recorded checksums
+    are not the ones the competition pins (checksums.lite.yaml when `pinned_lite`); then it is
+    prepared again (see _prepare_locked)."""
+    try:
+        verify_checksums(comp, data.checksums, lite=pinned_lite)
+    except PrepareError:
+        return True
+    return False
 
 
 def mlebench_prepared(comp: CompetitionConfig, root: Path, lite: bool) -> Optional[PreparedData]:
@@ -112,6 +124,10 @@ def ensure_prepared(comp: CompetitionConfig, settings: Settings, lite: bool = Fa
 
 def _prepare_locked(comp: CompetitionConfig, settings: Settings, lite: bool) -> PreparedData:
     root = prepared_root(comp, settings, lite)
+    if (root / DONE_MARKER).is_file():  # harness's own, by another version of the preparer: made again
+        stale = root.parent / f".stale-{root.name}-{uuid.uuid4().hex[:8]}"
+        root.rename(stale)
+        shutil.rmtree(stale, ignore_errors=True)
     if root.exists():  # not harness's (no marker) nor a complete mlebench preparation: never delete it
         raise PrepareError(
             f"competition {comp.id!r}: {root} exists but is neither harness's preparation nor a complete mlebench "

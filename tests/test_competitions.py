@@ -131,6 +131,27 @@ def test_a_changed_preparation_is_a_clear_prepare_error(tmp_path: Path) -> None:
         ensure_prepared(moved, settings_for(tmp_path / "data"), lite=False)
 
 
+def test_a_cached_preparation_by_another_preparer_is_made_again(tmp_path: Path) -> None:
+    """A preparation in the cache whose recorded checksums are not the pinned ones (made by another
+    version of the preparer) is prepared again, not reused: `harness calibrate` and grading never
+    see data the current code would not make."""
+    from harness.data import DONE_MARKER, PreparedData, prepared_data
+
+    comp = REG.competitions["diabetes-progression"]
+    settings = settings_for(tmp_path / "data")
+    first = ensure_prepared(comp, settings, lite=False)
+    marker = first.public.parent / DONE_MARKER
+    old = PreparedData.model_validate_json(marker.read_text())
+    old.checksums["private"]["answers.csv"] = "0" * 32  # as an older preparer would have left it
+    marker.write_text(old.model_dump_json(indent=1))
+    (first.public / "from-the-old-preparer.txt").write_text("stale")
+    assert prepared_data(comp, settings, lite=False) is None
+    again = ensure_prepared(comp, settings, lite=False)
+    assert again.checksums == first.checksums and not (again.public / "from-the-old-preparer.txt").exists()
+    assert prepared_data(comp, settings, lite=False) == again
+    assert [p.name for p in again.public.parent.parent.iterdir() if p.name.startswith(".stale")] == []
+
+
 @pytest.mark.parametrize("cid", BUILTIN)
 @pytest.mark.parametrize("lite", [False, True], ids=["full", "lite"])
 def test_sample_submission_is_valid_and_below_the_median(cid: str, lite: bool, cache: Settings) -> None:
