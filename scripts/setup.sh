@@ -18,7 +18,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-if ! python3 -c "import harness, ray, sklearn, pytest, moto.server" >/dev/null 2>&1 || [ pyproject.toml -nt .setup-stamp ]; then
+if ! python3 -c "import harness, ray, sklearn, pytest, moto.server, xdist" >/dev/null 2>&1 || [ pyproject.toml -nt .setup-stamp ]; then
   echo "setup: pip install -e .[test]"
   python3 -m pip install -q --disable-pip-version-check -e ".[test]"
   touch .setup-stamp
