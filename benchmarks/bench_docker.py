@@ -28,7 +28,8 @@ def sandbox_loop(kind: str, n: int, settings, comp) -> float:  # type: ignore[no
     """Seconds for n trivial attempts through one sandbox, sequentially, nothing else."""
     from harness.data import ensure_prepared
     from harness.registry import load_registry
-    from harness.sandbox.base import SandboxJob, get_sandbox
+    from harness.sandbox.backends import get_sandbox
+    from harness.sandbox.base import SandboxJob
 
     agent = load_registry(settings).agent("trivial")
     data = ensure_prepared(comp, settings)
