@@ -1,10 +1,19 @@
-"""Processes the tests started, found and killed by PID through /proc parent links (never by name)."""
+"""Processes the tests started, found and killed by PID through /proc parent links (never by name),
+and the free loopback ports they listen on."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _parent(pid: int) -> int:

@@ -14,7 +14,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -26,6 +25,7 @@ import pytest
 
 from harness import Client, HarnessAPIError
 from harness.registry import BUILTIN_AGENTS
+from tests.procs import free_port
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
@@ -38,12 +38,6 @@ TOKENS: dict[str, Any] = {
     "quota-one-0004": {"user": "q1", "max_concurrent_attempts": 1},
     "quota-cpu-0005": {"user": "q2", "cpu_seconds_per_day": 0.001},
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Live:
@@ -61,7 +55,7 @@ def live(ray_local: Any, harness_dirs: dict[str, Path], tmp_path_factory: pytest
 
     root = tmp_path_factory.mktemp("uploads")
     (root / "tokens.json").write_text(json.dumps(TOKENS))
-    url = start("127.0.0.1", _free_port(), store=str(root / "runs"), tokens=str(root / "tokens.json"),
+    url = start("127.0.0.1", free_port(), store=str(root / "runs"), tokens=str(root / "tokens.json"),
                 max_runs_per_user=4, agents_path=[str(REPO / "tests" / "agents")],
                 allow_local_git=True)  # the test's git remotes are local repositories
     yield Live(url, root)

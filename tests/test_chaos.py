@@ -23,9 +23,9 @@ from typing import Iterator
 import pytest
 
 from harness.store import RunStore, list_runs
-from tests.procs import descendants, is_descendant
+from tests.procs import descendants, free_port, is_descendant
 from tests.test_faults import _ray_processes
-from tests.test_multinode import RAY, Cluster, _free_port, _wait
+from tests.test_multinode import RAY, Cluster, _wait
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -40,12 +40,12 @@ def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c = Cluster(tmp_path_factory.mktemp("chaos-cluster"))
     try:
         c.start("head", ["--head", f"--port={c.gcs}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-                         "--dashboard-host=127.0.0.1", f"--metrics-export-port={_free_port()}",
+                         "--dashboard-host=127.0.0.1", f"--metrics-export-port={free_port()}",
                          f"--dashboard-port={c.dash}", "--include-dashboard=true",
-                         f"--dashboard-agent-listen-port={_free_port()}"])
+                         f"--dashboard-agent-listen-port={free_port()}"])
         _wait(lambda: c.submit(["true"], timeout=120).returncode == 0, c, "head")
         c.start("worker", [f"--address=127.0.0.1:{c.gcs}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-                           f"--dashboard-agent-listen-port={_free_port()}", f"--metrics-export-port={_free_port()}"])
+                           f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}"])
         _wait(lambda: c.alive_nodes() == 2, c, "worker")
         yield c
     finally:

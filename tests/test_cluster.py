@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,28 +14,22 @@ from pathlib import Path
 import pytest
 
 from harness.store import RunStore, list_runs
-from tests.procs import kill_family
+from tests.procs import free_port, kill_family
 
 RAY = str(Path(sys.executable).parent / "ray")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def ray_head(tmp_path: Path, harness_dirs: dict):  # noqa: ANN201
     """`ray start --head --block`, owned by this test (stopped through its own PID, never `ray stop`)."""
-    gcs, dash = _free_port(), _free_port()
+    gcs, dash = free_port(), free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
     log = open(tmp_path / "head.log", "w")
     head = subprocess.Popen([RAY, "start", "--head", "--block", f"--port={gcs}", "--num-cpus=2",
                              "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--include-dashboard=true",
                              # its own agent port: the default (52365) belongs to any other Ray on this machine
-                             f"--dashboard-agent-listen-port={_free_port()}", f"--metrics-export-port={_free_port()}",
+                             f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}",
                              "--disable-usage-stats"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     address = f"http://127.0.0.1:{dash}"
     deadline = time.monotonic() + 120

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from typing import Any, Iterator
 import pytest
 
 from harness.store import RunStore, list_runs
-from tests.procs import kill_family
+from tests.procs import free_port, kill_family
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -33,19 +32,13 @@ TEST_AGENTS = Path(__file__).parent / "agents"
 RESOURCE = "harness_worker"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Cluster:
     """The processes this module started; stopped through their own process groups only."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.token = secrets.token_hex(16)
-        self.gcs, self.dash = _free_port(), _free_port()
+        self.gcs, self.dash = free_port(), free_port()
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.dirs: dict[str, dict[str, Path]] = {}
 
@@ -101,14 +94,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         # the head runs the drivers (Ray jobs) and no attempts: it has no CPUs
         c.start("head", ["--head", f"--port={c.gcs}", "--node-ip-address=127.0.0.1", "--num-cpus=0", "--dashboard-host=127.0.0.1",
-                         f"--metrics-export-port={_free_port()}",
+                         f"--metrics-export-port={free_port()}",
                          f"--dashboard-port={c.dash}", "--include-dashboard=true",
-                         f"--dashboard-agent-listen-port={_free_port()}"])
+                         f"--dashboard-agent-listen-port={free_port()}"])
         _wait(lambda: c.submit(["true"], timeout=120).returncode == 0, c, "head")
         for n, name in enumerate(("worker-a", "worker-b"), start=2):  # one at a time: a raylet has 30 s to register
             c.start(name, [f"--address=127.0.0.1:{c.gcs}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-                           f"--resources={json.dumps({RESOURCE: 1})}", f"--dashboard-agent-listen-port={_free_port()}",
-                           f"--metrics-export-port={_free_port()}"])
+                           f"--resources={json.dumps({RESOURCE: 1})}", f"--dashboard-agent-listen-port={free_port()}",
+                           f"--metrics-export-port={free_port()}"])
             _wait(lambda n=n: c.alive_nodes() == n, c, name)
         yield c
     finally:
@@ -177,7 +170,7 @@ def test_a_driver_without_the_token_gets_one_line(cluster: Cluster, tmp_path: Pa
     assert not list_runs(tmp_path / "store")
     # and an address where nothing listens is refused at once, not retried for minutes
     nowhere = subprocess.run(["harness", "run", "-c", "diabetes-progression", "--lite", "--agent", "dummy",
-                              "--address", f"127.0.0.1:{_free_port()}", "--store", str(tmp_path / "store")],
+                              "--address", f"127.0.0.1:{free_port()}", "--store", str(tmp_path / "store")],
                              env=cluster.env("client"), capture_output=True, text=True, timeout=180)
     assert nowhere.returncode == 2 and "nothing answers at the Ray address" in nowhere.stderr, nowhere.stderr[-2000:]
     assert not list_runs(tmp_path / "store")

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import sys
@@ -20,6 +19,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+
+from tests.procs import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -129,7 +130,7 @@ def test_a_run_of_the_lite_split_and_the_service(installed: Installed) -> None:
     assert set(df["isolation"]) <= {"bwrap", "none"}
 
     # the service, started from the installed package, serves that run to the SDK
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([str(installed.venv / "bin" / "harness"), "serve", "--port", str(port)], env=installed.env,
                             cwd=installed.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -178,12 +179,6 @@ def test_a_technique_task_and_the_sandbox_hides_task_folders(installed: Installe
     assert isinstance(seen[str(control[0])], int) and seen[str(control[0])] > 0
     leaked = {p: seen[str(p)] for p in secret if seen[str(p)]}
     assert not leaked, f"the agent could read {leaked}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _sdk(installed: Installed, url: str, run_id: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import pytest
 
 from harness.objstore import StoreError, shown_store
 from harness.store import open_store
+from tests.procs import free_port
 
 pytest.importorskip("moto", reason="moto[server] (the test extra) runs the local S3 server")
 boto3 = pytest.importorskip("boto3")
@@ -31,12 +32,6 @@ REPO = Path(__file__).resolve().parent.parent
 TEST_AGENTS = Path(__file__).parent / "agents"
 BUCKET = "harness-results"
 CREDS = {"AWS_ACCESS_KEY_ID": "testing-key", "AWS_SECRET_ACCESS_KEY": "testing-secret", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class S3:
@@ -64,7 +59,7 @@ class S3:
 @contextlib.contextmanager
 def _moto(log_dir: Path, env: dict[str, str] | None = None) -> Iterator[S3]:
     """A moto S3 server on a free loopback port with BUCKET created; killed by PID at the end."""
-    port = _free_port()
+    port = free_port()
     with open(log_dir / f"moto-{port}.log", "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
@@ -197,7 +192,7 @@ def _view_reads_the_bucket(uri: str, run_id: str, aid: str, work: Path) -> None:
     from harness.ui import standalone_app
 
     os.environ["HARNESS_WORK_DIR"] = str(work)  # a fresh mirror (the fixtures' value is restored below)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(standalone_app(uri), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -225,7 +220,7 @@ def _view_reads_the_bucket(uri: str, run_id: str, aid: str, work: Path) -> None:
 def test_bad_store_uris_fail_in_one_line(harness_dirs: dict[str, Path], s3: S3, aws_env: None) -> None:
     """An unknown scheme, a closed port, a missing bucket, an unknown option: one line naming the
     store (never its secrets) and the fix, before any attempt runs."""
-    closed = _free_port()
+    closed = free_port()
     cases = [
         ("nosuchfs://bucket/runs", "unknown or unusable store scheme 'nosuchfs'"),
         (f"s3://{BUCKET}/p?endpoint_override=127.0.0.1:{closed}&scheme=http&access_key=AK&secret_key=TOPSECRET", "nothing answers"),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,6 +25,7 @@ import pytest
 from harness import Client
 from harness.registry import read_competition_set
 from tests.llm_fake import FAKE_KEY, FakeOpenAI
+from tests.procs import free_port
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
@@ -154,12 +154,6 @@ summary = client.get_run_summary(run_id)
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _respond(path: str, body: dict[str, Any]) -> Any:
     """The fake provider's answers. AIDE (the Responses API): every draft copies the sample
     submission, every review reports it; coding-agent (chat completions): it stops at once."""
@@ -218,7 +212,7 @@ def live(ray_local: Any, harness_dirs: dict[str, Path], tmp_path_factory: pytest
 
     root = tmp_path_factory.mktemp("seed-sdk")
     (root / "tokens.json").write_text(json.dumps(TOKENS))
-    port = _free_port()
+    port = free_port()
     with FakeOpenAI(responder=_respond, model="gpt-4.1-mini") as fake, pytest.MonkeyPatch.context() as mp:
         # the operator's .env: the server (its replica and run drivers, on a Ray started before) reads the provider there
         (root / "provider.env").write_text(f"OPENAI_BASE_URL={fake.url}\nOPENAI_API_KEY={FAKE_KEY}\n")

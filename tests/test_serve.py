@@ -27,6 +27,7 @@ import pytest
 
 from harness import Client, HarnessAPIError
 from harness.registry import read_competition_set
+from tests.procs import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,12 +36,6 @@ TOKENS = {"alice-token-0001": "alice", "bob-token-0002": "bob", "carol-token-000
 CAP = 1  # concurrent runs per user on the test server
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
@@ -67,7 +62,7 @@ class Server:
 def server(ray_local: Any, harness_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("serve")
     (root / "tokens.json").write_text(json.dumps(TOKENS))
-    srv = Server(root / "runs", root / "tokens.json", _free_port())
+    srv = Server(root / "runs", root / "tokens.json", free_port())
     srv.start()
     yield srv
     import ray
@@ -347,7 +342,7 @@ def test_refuses_non_loopback_without_tokens(monkeypatch: pytest.MonkeyPatch) ->
     from harness.serve.app import ServiceConfigError, start
 
     monkeypatch.delenv("HARNESS_API_TOKENS", raising=False)
-    port = _free_port()
+    port = free_port()
     with pytest.raises(ServiceConfigError, match="HARNESS_API_TOKENS"):
         start("0.0.0.0", port)
     env = {k: v for k, v in os.environ.items() if k != "HARNESS_API_TOKENS"}

@@ -22,19 +22,13 @@ import pytest
 
 from harness import Client
 from harness.store import RunStore
-from tests.procs import descendants
+from tests.procs import descendants, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 COMP = "breast-cancer-diagnosis"
 SEEDS = 4
 TEST_AGENTS = Path(__file__).parent / "agents"  # `slow`: each attempt takes 2 s
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _comm(pid: int) -> str:
@@ -136,7 +130,7 @@ def _wait(ok: Any, timeout: float, what: str) -> None:
 
 def test_runs_survive_a_killed_server_and_sigterm_is_clean(harness_dirs: dict[str, Path], tmp_path: Path,
                                                            cleanup: None) -> None:
-    store, port = tmp_path / "runs", _free_port()
+    store, port = tmp_path / "runs", free_port()
     env = {"HARNESS_AGENTS_PATH": str(TEST_AGENTS)}
     first = ServeProcess(store, port, tmp_path / "serve-1.log", env)
     first.wait_up()
@@ -173,7 +167,7 @@ def test_runs_survive_a_killed_server_and_sigterm_is_clean(harness_dirs: dict[st
 
 def test_exits_3_when_its_ray_is_gone_and_address_auth_is_one_line(harness_dirs: dict[str, Path], tmp_path: Path,
                                                                    cleanup: None) -> None:
-    port = _free_port()
+    port = free_port()
     server = ServeProcess(tmp_path / "runs", port, tmp_path / "serve.log")
     server.wait_up()
     family = server.family()
@@ -185,7 +179,7 @@ def test_exits_3_when_its_ray_is_gone_and_address_auth_is_one_line(harness_dirs:
     home = tmp_path / "home"  # no ~/.ray/auth_token there
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
-    refused = subprocess.run([sys.executable, "-m", "harness.cli", "serve", "--port", str(_free_port()),
+    refused = subprocess.run([sys.executable, "-m", "harness.cli", "serve", "--port", str(free_port()),
                               "--address", f"127.0.0.1:{gcs_port}"], env={**env, "HOME": str(home)},
                              capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2, refused.stderr[-2000:]

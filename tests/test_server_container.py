@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import httpx
 import pytest
 
 from harness.registry import read_competition_set
+from tests.procs import free_port
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow, pytest.mark.docker]
 
@@ -40,12 +40,6 @@ def _docker() -> Any:
     return docker_client()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def image() -> str:
     _docker()
@@ -60,7 +54,7 @@ def box(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
     host = tmp_path_factory.mktemp("box")
     (host / "runs").mkdir()
     (host / "tokens.json").write_text(json.dumps({TOKEN: "alice"}))
-    port = _free_port()
+    port = free_port()
     name = f"harness-box-test-{port}"
     # the README's command (the Docker SDK cannot say systempaths=unconfined), port on loopback only
     subprocess.run(["docker", "run", "-d", "--rm", "--name", name, "--label", "harness=test-server",
@@ -92,7 +86,7 @@ def test_without_the_flags_it_refuses_with_the_flags_to_add(image: str, flags: l
     """No flags, or all but NET_ADMIN (bubblewrap as root then cannot bring up the attempt's loopback):
     the container stops before serving and names the flags, rather than run agents unsandboxed."""
     _docker()
-    name = f"harness-box-refusal-{_free_port()}"
+    name = f"harness-box-refusal-{free_port()}"
     try:
         proc = subprocess.run(["docker", "run", "--name", name, "--label", "harness=test-server", *flags, image],
                               capture_output=True, text=True, timeout=120)

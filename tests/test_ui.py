@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import http.client
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import pytest
 
 import harness
 from harness.store import RunStore
+from tests.procs import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -41,12 +41,6 @@ IMAGE_COMP = "digit-images"
 TOKENS = {"alice-ui-token-01": "alice", "bob-ui-token-0002": "bob"}
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(cond: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
@@ -97,7 +91,7 @@ class Viewer:
     """`harness view` in its own process (as a user starts it), on a free port of 127.0.0.1."""
 
     def __init__(self, store: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.log = store.parent / "harness-view.log"
@@ -346,7 +340,7 @@ def test_service_login_cookie_csrf_and_other_users_get_404(ui_store: dict[str, A
 
     tokens = tmp_path / "tokens.json"
     tokens.write_text(json.dumps(TOKENS))
-    port = _free_port()
+    port = free_port()
     url = start("127.0.0.1", port, store=str(ui_store["root"]), tokens=str(tokens))
     try:
         _wait(lambda: _get_ok(f"{url}/healthz"), 60, "the service")
