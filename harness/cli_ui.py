@@ -29,12 +29,13 @@ def view(
     import uvicorn
 
     from harness.serve.auth import is_loopback  # the dashboard's modules load only for `harness view`
-    from harness.store import USER_STORE_ERRORS, open_store  # likewise
+    from harness.objstore import StoreError  # likewise
+    from harness.store import open_store  # likewise
     from harness.ui import standalone_app  # likewise
 
     try:
         root = open_store(store)  # an object store is checked here (one line when it cannot be read)
-    except USER_STORE_ERRORS as e:
+    except StoreError as e:
         _fail(str(e))
     if not is_loopback(host):
         _fail(f"--host {host}: `harness view` has no login, so it only listens on loopback (127.0.0.1); "
@@ -56,20 +57,24 @@ def compare(
 ) -> None:
     """Per competition and technique task: the paired difference of scores over seeds (other − base)
     with a 95% bootstrap interval, and valid/medal rates of each run."""
-    from harness.store import USER_STORE_ERRORS, RunNotFound, RunStore, open_store  # loaded only for `harness compare`
+    from harness.objstore import StoreError  # loaded only for `harness compare`
+    from harness.store import RunNotFound, RunStore, open_store  # likewise
     from harness.ui.compare import compare_runs, fmt, fmt_delta, fmt_rate  # likewise
 
     if len(run_ids) < 2:
         _fail("compare needs at least two run ids: harness compare <base run> <other run> [...]")
+    try:
+        root = open_store(store)  # once, for every run id
+    except StoreError as e:
+        _fail(str(e))
     loaded = []
     for rid in run_ids:
         try:
-            root = open_store(store)
             rs = RunStore(root, rid)
             state = rs.read_state()
         except RunNotFound as e:
             _fail(f"{e} (store {store or 'runs'})")
-        except USER_STORE_ERRORS as e:
+        except StoreError as e:
             _fail(str(e))
         except ValueError as e:
             _fail(f"{rs.state_path}: not a valid run.json ({str(e).splitlines()[0]})")

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from harness import run_index
-from harness.objstore import RemoteStore, StoreError, is_remote, local_path_of, open_remote, safe_run_id
+from harness.objstore import RemoteStore, is_remote, local_path_of, open_remote, safe_run_id
 from harness.safe_files import clip
 from harness.spec import AttemptResult, CheckResult, RunState, RunSummary, technique_level_of, utcnow
 
@@ -139,10 +139,6 @@ def open_store(store: Path | str | None, write: bool = False) -> Path | str:
         if write:
             remote.check(write=True)
     return where
-
-
-#: what opening a store can raise that is the user's to fix (a bad URI, an unreachable object store)
-USER_STORE_ERRORS: tuple[type[BaseException], ...] = (StoreError,)
 
 
 def local_root(where: Path | str) -> Path:
