@@ -34,7 +34,7 @@ from harness.serve.agents_upload import ALLOW_LOCAL_GIT_ENV, MAX_UPLOAD_BYTES
 from harness.serve.agent_routes import add_agent_routes
 from harness.serve.quotas import Quotas
 from harness.serve.service import APIError, RunService, attempts_parquet
-from harness.serve.life import embedded_node
+from harness.serve.life import can_connect, connect_host, embedded_node
 
 log = logging.getLogger("harness.serve")
 
@@ -505,17 +505,14 @@ def _free_port(host: str) -> int:
 
 
 def _wait_listening(host: str, port: int, timeout_s: float) -> bool:
-    import socket
     import time
 
-    target = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host in ("::", "[::]") else host.strip("[]")
+    target = connect_host(host)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
-            socket.create_connection((target, port), timeout=2).close()
+        if can_connect(target, port):
             return True
-        except OSError:
-            time.sleep(0.2)
+        time.sleep(0.2)
     return False
 
 

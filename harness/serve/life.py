@@ -18,13 +18,14 @@ from typing import Any, Callable, Optional
 EXIT_GONE = 3
 
 
-def _connect_host(host: str) -> str:
+def connect_host(host: str) -> str:
     """Where to connect to reach a server listening on `host` (a wildcard means this machine)."""
     host = host.strip("[]")
     return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
 
 
-def _can_connect(host: str, port: int, timeout_s: float = 2.0) -> bool:
+def can_connect(host: str, port: int, timeout_s: float = 2.0) -> bool:
+    """Whether a TCP connection to host:port is accepted within `timeout_s` seconds."""
     try:
         socket.create_connection((host, port), timeout=timeout_s).close()
         return True
@@ -58,14 +59,14 @@ class Watchdog:
     def __init__(self, host: str, port: int, grace_s: float = 20.0) -> None:
         import ray
 
-        self.host, self.port, self.grace_s = _connect_host(host), port, grace_s
+        self.host, self.port, self.grace_s = connect_host(host), port, grace_s
         self.node = embedded_node()
         gcs = ray.get_runtime_context().gcs_address if ray.is_initialized() else ""
         gcs_host, _, gcs_port = gcs.rpartition(":")
         self.gcs = (gcs_host.strip("[]"), int(gcs_port)) if gcs_port.isdigit() else None
         self._http_down_since: Optional[float] = None
         #: the port is watched when it answers here at the start (Serve's proxy may be on another node of a cluster)
-        self.watch_http = _can_connect(self.host, self.port)
+        self.watch_http = can_connect(self.host, self.port)
 
     def ray_problem(self) -> Optional[str]:
         if self.node is not None:
@@ -77,13 +78,13 @@ class Watchdog:
                     if code is not None:
                         return f"the embedded Ray's {kind} (pid {info.process.pid}) exited with status {code}"
             return None
-        if self.gcs is not None and not _can_connect(*self.gcs):
+        if self.gcs is not None and not can_connect(*self.gcs):
             return f"the Ray cluster's GCS at {self.gcs[0]}:{self.gcs[1]} does not answer"
         return None
 
     def http_problem(self, now: Optional[float] = None) -> Optional[str]:
         now = time.monotonic() if now is None else now
-        if not self.watch_http or _can_connect(self.host, self.port):
+        if not self.watch_http or can_connect(self.host, self.port):
             self._http_down_since = None
             return None
         if self._http_down_since is None:
