@@ -53,6 +53,7 @@ _SELF_KILL_S = 10  # the container kills itself this long after its time limit, 
 LOG_MAX = "16m"  # docker's own json log of a container (rotated, one file): the engine never holds more
 _LOG_MAX_BYTES = 16 * 1024**2
 _DISK_CHECK_S = 1.0  # how often uncapped scratch dirs are measured
+_WRITABLE_SHOWN = f"{SUBMISSION}, {CODE}, {LOGS}"  # how a disk-full error names the writable dirs
 
 
 class DockerSandbox(Sandbox):
@@ -87,7 +88,7 @@ class DockerSandbox(Sandbox):
                 image = job.image or agent_image(job.agent_dir, client, log=lambda line: _write_line(log, line))
             details["image"] = image
             name = container_name(job)
-            scratch = _Scratch.make(job, name, client)
+            scratch = _Scratch.make(job, name)
         except (SandboxUnavailable, ImageBuildError) as e:
             return self._infra(job, str(e), details, t0)
         except docker.errors.DockerException as e:  # type: ignore[attr-defined]
@@ -310,7 +311,7 @@ class _DiskWatch:
         for p in self.paths:
             used += tree_bytes(p, self.limit - used)
         if used > self.limit:
-            self.full = f"{SUBMISSION}, {CODE}, {LOGS}"
+            self.full = _WRITABLE_SHOWN
             return True
         return False
 
@@ -328,11 +329,11 @@ class _Scratch:
         self.capped = capped
 
     @classmethod
-    def make(cls, job: SandboxJob, name: str, client: Any) -> "_Scratch":
+    def make(cls, job: SandboxJob, name: str) -> "_Scratch":
         root = (job.scratch_dir or job.attempt_dir.parent / ".scratch") / name
         (root / "home").mkdir(parents=True, mode=0o711)
         uid, gid = _agent_ids()
-        capped = _may_mount(client) and _mount_tmpfs(root / "home", job.disk_bytes, uid, gid)
+        capped = _may_mount() and _mount_tmpfs(root / "home", job.disk_bytes, uid, gid)
         self = cls(root, capped)
         for sub in WRITABLE_DIRS:
             (self.home / sub).mkdir(exist_ok=True)
@@ -349,7 +350,7 @@ class _Scratch:
             st = os.statvfs(self.home)
         except OSError:
             return None
-        return f"{SUBMISSION}, {CODE}, {LOGS}" if st.f_bavail * st.f_frsize < FULL_BYTES else None
+        return _WRITABLE_SHOWN if st.f_bavail * st.f_frsize < FULL_BYTES else None
 
     def copy_back(self, job: SandboxJob) -> dict[str, object]:
         fd = os.open(self.home, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -364,7 +365,7 @@ class _Scratch:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _may_mount(client: Any) -> bool:
+def _may_mount() -> bool:
     """harness runs as root and dockerd sees harness's mounts (same mount namespace: its pid file's
     process shares ours), so a tmpfs mounted here is what the container's bind shows."""
     if os.geteuid() != 0:
