@@ -9,11 +9,33 @@ import socket
 from pathlib import Path
 
 
+_handed_out: set[int] = set()
+
+
+def _worker() -> tuple[int, int]:
+    """(this pytest-xdist worker's index, how many workers): `gw1` of 2 is (1, 2); no xdist is (0, 1)."""
+    name, count = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if name.startswith("gw") and name[2:].isdigit() and count.isdigit() and int(count) > 0:
+        return int(name[2:]), int(count)
+    return 0, 1
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, never the same one twice in a session.
+
+    The kernel may hand a just-closed port out again at once, so two calls in a row (the several ports
+    of one `ray start`) could return the same number; a port is therefore never handed out twice, and
+    each xdist worker takes only the ports of its own residue class, so two workers never pick the same.
+    """
+    index, count = _worker()
+    for _ in range(10_000):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port % count == index and port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free loopback port found")
 
 
 def _parent(pid: int) -> int:
