@@ -37,7 +37,8 @@ def grade_details(submission: pd.DataFrame, answers: pd.DataFrame) -> dict[str, 
     p = _powers(submission, answers)
     out: dict[str, float] = {}
     if "type" in answers.columns:
-        types = answers.assign(image=answers["id"].astype(str).str.split("_").str[0]).drop_duplicates("image")
+        images = [i.split("_", 1)[0] for i in answers["id"].astype(str).to_numpy(dtype=object)]
+        types = answers.assign(image=images).drop_duplicates("image")
         kind = dict(zip(types["image"], types["type"].astype(str).str.zfill(4), strict=True))
         tagged = p.assign(type=p["image"].map(kind))
         for t, g in tagged.groupby("type", sort=True):
