@@ -15,7 +15,7 @@ import tempfile
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 import pytest
@@ -56,7 +56,7 @@ class Installed:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory, harness_dirs: dict[str, Path]) -> Installed:
+def installed(tmp_path_factory: pytest.TempPathFactory, harness_dirs: dict[str, Path]) -> Iterator[Installed]:
     root = tmp_path_factory.mktemp("wheel")
     # build from a copy, so the build leaves nothing in the checkout and cannot read outside the tree
     src = root / "src"
@@ -70,16 +70,19 @@ def installed(tmp_path_factory: pytest.TempPathFactory, harness_dirs: dict[str, 
     # traversable by others (pytest's temp root is root-only)
     venv = Path(tempfile.mkdtemp(prefix="harness-wheel-venv-")) / "venv"
     venv.parent.chmod(0o755)
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HARNESS_AGENTS_PATH", "HARNESS_COMPETITIONS_PATH")}
-    env.update(RAY_USAGE_STATS_ENABLED="0", HARNESS_RUNS_DIR=str(root / "runs"), HARNESS_DATA_DIR=str(harness_dirs["data"]),
-               HARNESS_WORK_DIR=str(root / "work"), RAY_ADDRESS="local", COLUMNS="200")
-    # the system's pip, run by the venv's interpreter, installs into the venv
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
-                   env=env, check=True, capture_output=True, timeout=300)
-    inst = Installed(root, wheel, venv, env)
-    assert inst.site == venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages" / "harness"
-    return inst
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HARNESS_AGENTS_PATH", "HARNESS_COMPETITIONS_PATH")}
+        env.update(RAY_USAGE_STATS_ENABLED="0", HARNESS_RUNS_DIR=str(root / "runs"), HARNESS_DATA_DIR=str(harness_dirs["data"]),
+                   HARNESS_WORK_DIR=str(root / "work"), RAY_ADDRESS="local", COLUMNS="200")
+        # the system's pip, run by the venv's interpreter, installs into the venv
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
+                       env=env, check=True, capture_output=True, timeout=300)
+        inst = Installed(root, wheel, venv, env)
+        assert inst.site == venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages" / "harness"
+        yield inst
+    finally:  # outside pytest's temp root, so removed here
+        shutil.rmtree(venv.parent, ignore_errors=True)
 
 
 def _attempts(runs: Path, run_id: str) -> pd.DataFrame:
