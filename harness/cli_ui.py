@@ -29,7 +29,7 @@ def view(
     import uvicorn
 
     from harness.serve.auth import is_loopback  # the dashboard's modules load only for `harness view`
-    from harness.objstore import StoreError  # likewise
+    from harness.objstore import StoreError, shown_store  # likewise
     from harness.store import open_store  # likewise
     from harness.ui import standalone_app  # likewise
 
@@ -43,7 +43,7 @@ def view(
     if isinstance(root, Path) and not root.is_dir():
         _fail(f"--store {root}: no such directory; point it at a run store (the folder `harness run --store` wrote)")
     shown = f"[{host}]" if ":" in host else host
-    console.print(f"dashboard of {root} at http://{shown}:{port}/ui/ · read-only · Ctrl-C stops it")
+    console.print(f"dashboard of {shown_store(str(root))} at http://{shown}:{port}/ui/ · read-only · Ctrl-C stops it")
     try:
         uvicorn.run(standalone_app(root), host=host, port=port, log_level="warning")
     except OSError as e:
@@ -57,7 +57,7 @@ def compare(
 ) -> None:
     """Per competition and technique task: the paired difference of scores over seeds (other − base)
     with a 95% bootstrap interval, and valid/medal rates of each run."""
-    from harness.objstore import StoreError  # loaded only for `harness compare`
+    from harness.objstore import StoreError, shown_store  # loaded only for `harness compare`
     from harness.store import RunNotFound, RunStore, open_store  # likewise
     from harness.ui.compare import compare_runs, fmt, fmt_delta, fmt_rate  # likewise
 
@@ -73,7 +73,7 @@ def compare(
             rs = RunStore(root, rid)
             state = rs.read_state()
         except RunNotFound as e:
-            _fail(f"{e} (store {store or 'runs'})")
+            _fail(f"{e} (store {shown_store(store or 'runs')})")
         except StoreError as e:
             _fail(str(e))
         except ValueError as e:

@@ -56,6 +56,8 @@ SETTLE_S = 5.0
 FETCH_THREADS = 16
 MAX_UPLOAD_FILES = 10_000
 MAX_UPLOAD_MB = 512
+#: S3's limit on an object key (UTF-8 bytes)
+MAX_KEY_BYTES = 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+@-]{0,254}$")
 
 
@@ -189,6 +191,10 @@ class RemoteStore:
         for name, fd, size in walk_beneath(local_dir, MAX_UPLOAD_FILES, MAX_UPLOAD_MB * 1024**2, report):
             if any(p.startswith(".") and p.endswith(".tmp") for p in name.split("/")):
                 continue  # the store's own temporary files
+            why = self._unkeyable(f"{rel}/{name}")
+            if why:  # the agent's name cannot be an object key: that file is left out, never the run
+                report.refuse(name.encode("utf-8", "backslashreplace").decode(), why)
+                continue
             try:
                 with self._open_out(f"{rel}/{name}") as out:
                     left = size
@@ -203,6 +209,23 @@ class RemoteStore:
         if report.refused:
             log.warning("artifacts of %s not uploaded: %s", rel, dict(list(report.refused.items())[:5]))
         return report
+
+    def _unkeyable(self, rel: str) -> Optional[str]:
+        """Why `rel` (an agent's file name under an attempt) cannot be an object key, or None."""
+        try:
+            key = self.key(rel).encode("utf-8")
+        except UnicodeEncodeError:
+            return "a name that is not UTF-8"
+        return f"a key longer than {MAX_KEY_BYTES} bytes" if len(key) > MAX_KEY_BYTES else None
+
+    def delete_file(self, rel: str) -> None:
+        """Delete the object `rel` (nothing when there is none)."""
+        try:
+            self.fs.delete_file(self.key(rel))
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise StoreError(self.explain(e)) from None
 
     def delete_tree(self, rel: str) -> None:
         """Delete every object beneath `rel` (nothing when there is none)."""
@@ -315,6 +338,10 @@ def _mirror_root(work_dir: Optional[Path]) -> Path:
 
 
 def _parse(uri: str, work_dir: Optional[Path]) -> RemoteStore:
+    userinfo, _ = _authority(uri)
+    if "/" in userinfo:
+        raise StoreError(f"--store {shown_store(uri)}: the credentials in the URI hold a '/': write it as %2F, "
+                         "or leave the credentials out of the URI and set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY")
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
@@ -392,7 +419,10 @@ def _generic(uri: str, shown: str) -> tuple[pafs.FileSystem, str]:
         fs, path = pafs.FileSystem.from_uri(uri)
         return fs, path
     except (ValueError, OSError, TypeError) as e:
-        first = " ".join(str(e).split())[:160]
+        # pyarrow's message quotes the whole URI, secrets included: show it only as `shown`
+        first = " ".join(str(e).replace(uri, shown).split())[:160]
+        if _authority(uri)[0]:
+            first = "the URI was refused"
     scheme = uri.split("://", 1)[0]
     try:
         import fsspec  # optional
@@ -409,14 +439,26 @@ def _generic(uri: str, shown: str) -> tuple[pafs.FileSystem, str]:
                      "AWS_ENDPOINT_URL), or another pyarrow/fsspec filesystem URI")
 
 
+def _authority(uri: str) -> tuple[str, str]:
+    """(the credentials part of `scheme://user:secret@rest?query`, without its '@'; the URI with it left out).
+    The credentials run to the LAST '@' before the query, so an unencoded '/' in a secret key
+    (common in AWS keys) cannot end them early and show the rest as a bucket."""
+    scheme, rest = uri.split("://", 1)
+    head, sep, query = rest.partition("?")
+    if "@" not in head:
+        return "", uri
+    userinfo, _, where = head.rpartition("@")
+    return userinfo, f"{scheme}://{where}{sep}{query}"
+
+
 def shown_store(store: str) -> str:
     """A --store value fit for messages and API responses: an object-store URI without its secrets."""
     if not is_remote(store):
         return store
+    _, store = _authority(store)
     parts = urlsplit(store)
     query = "&".join(f"{k}={'***' if k in SECRET_KEYS else v}" for k, v in parse_qsl(parts.query, keep_blank_values=True))
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}" + (f"?{query}" if query else "")
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 def safe_run_id(run_id: str) -> bool:

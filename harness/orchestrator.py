@@ -513,7 +513,8 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
         rs.write_attempt(row, report.checks if report else ())
         record_attempt_report(rs, row, report)  # mlebench report files, as attempts finish
         rs.write_score_details(row, report.details if report else {})
-        rs.publish_attempt(a.attempt_id)  # an object store: artifacts, then the row
+        # an object store: artifacts (an earlier try's removed, unless another node uploaded them itself), then the row
+        rs.publish_attempt(a.attempt_id, replace=not outcome.artifacts_uploaded)
         prog.done += 1
         prog.failed += row.status != "succeeded"
         grade_failures.pop(a.attempt_id, None)  # issue 15 (scale): nothing of a recorded attempt stays in the driver
@@ -541,6 +542,8 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
                         continue
                     if outcome.artifacts_tar:
                         _unpack(outcome.artifacts_tar, rs.artifacts_dir(a.attempt_id))
+                    elif outcome.artifacts_uploaded:  # what the mirror holds is an earlier try's, never to be sent
+                        shutil.rmtree(rs.artifacts_dir(a.attempt_id), ignore_errors=True)
                     if outcome.status in ("infra_error", "cancelled"):
                         record(a, tries, outcome, None)
                     else:
@@ -738,6 +741,7 @@ def execute_attempt(a: AttemptSpec, ctx: _Context, prep_error: Optional[str]) ->
             open_remote(ctx.store_uri, ctx.settings.work_dir).upload_tree(
                 attempt_dir, f"{a.run_id}/artifacts/{a.attempt_id}", replace=True)
         return AttemptOutcome(**base, status=result.status, exit_code=result.exit_code, isolation=result.isolation,
+                              artifacts_uploaded=bool(ctx.store_uri and not same_node),
                               started_at=started, ended_at=utcnow(), agent_seconds=result.agent_seconds,
                               peak_memory_mb=result.peak_memory_mb, error=result.error, artifacts_tar=tar, outputs=outputs,
                               llm=usage, hints=hint[1] if hint else None)

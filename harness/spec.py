@@ -246,6 +246,8 @@ class AttemptOutcome(Frozen):
     error: Optional[str] = None
     # the attempt's artifacts as a tar.gz, only when it ran on a node other than the driver's
     artifacts_tar: Optional[bytes] = None
+    # the node uploaded the artifacts to the run's object store itself (a node other than the driver's)
+    artifacts_uploaded: bool = False
     # the files the grader needs (name -> bytes); the grader may run on yet another node
     outputs: dict[str, bytes] = Field(default_factory=dict)
     llm: Optional[LLMUsage] = None  # what an LLM agent used, as the gateway counted it

@@ -148,6 +148,8 @@ def local_root(where: Path | str) -> Path:
 
 #: sub-folders of a run with one file per attempt (pulled with the run's tables)
 ROW_DIRS = ("attempts", "technique_grades", "score_details")
+#: on an object store: one empty file per row recorded in the mirror and not yet uploaded
+UNSENT_DIR = ".unsent"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -208,7 +210,7 @@ class RunStore:
                     self.remote.delete_tree(f"{self.run_id}/artifacts/{info.base_name}")  # an unfinished try's files
             if self.attempts_dir.is_dir():
                 for p in sorted(self.attempts_dir.glob("*.parquet")):
-                    if p.name not in sent and not p.name.startswith("."):
+                    if (p.name not in sent or self._unsent(p.stem).exists()) and not p.name.startswith("."):
                         self._queue(self.dir / "technique_grades" / p.name)
                         self._queue(self.dir / "score_details" / p.name)
                         self._queue(p)
@@ -228,18 +230,30 @@ class RunStore:
         if self.remote is not None and path not in self._pending:
             self._pending.append(path)
 
-    def publish_attempt(self, attempt_id: str) -> None:
+    def publish_attempt(self, attempt_id: str, replace: bool = False) -> None:
         """On an object store: upload the attempt's artifacts, then its grades and sub-scores,
         then its row, last, so a row there always has its artifacts beside it. A no-op locally.
-        `write_attempt` and `write_score_details` leave their files for this call."""
+        `write_attempt` and `write_score_details` leave their files for this call. `replace`: the
+        mirror holds all of this try's artifacts, so what the store holds of an earlier try goes
+        first (its row before its files, so no row is ever there without its artifacts)."""
         if self.remote is None:
             return
-        self.remote.upload_tree(self.artifacts_dir(attempt_id), f"{self.run_id}/artifacts/{attempt_id}")
+        artifacts = f"{self.run_id}/artifacts/{attempt_id}"
+        if replace:
+            self.remote.delete_file(f"{self.run_id}/attempts/{attempt_id}.parquet")
+        self.remote.upload_tree(self.artifacts_dir(attempt_id), artifacts, replace=replace)
         mine = [p for p in self._pending if p.stem == attempt_id]
         mine.sort(key=lambda p: p.parent.name == "attempts")  # the row last
         for p in mine:
             self._send(p)
             self._pending.remove(p)
+        if not any(p.stem == attempt_id for p in self._pending):
+            self._unsent(attempt_id).unlink(missing_ok=True)
+
+    def _unsent(self, attempt_id: str) -> Path:
+        """The journal entry of a row recorded here and not yet on the object store (it may replace
+        a row the store already holds, e.g. a cancelled attempt run again: a name seen there is no proof)."""
+        return self.dir / UNSENT_DIR / attempt_id
 
     def _flush(self) -> None:
         for aid in dict.fromkeys(p.stem for p in list(self._pending)):
@@ -280,6 +294,9 @@ class RunStore:
         """Durably record one finished attempt (replacing an earlier row of the same attempt)."""
         # agent-derived text is cut, so the row always fits (and never carries a whole file)
         row = row.model_copy(update={"invalid_reason": clip(row.invalid_reason, 500), "error": clip(row.error, 1000)})
+        if self.remote is not None:  # journal: this row is not on the object store until publish_attempt says so
+            self._unsent(row.attempt_id).parent.mkdir(parents=True, exist_ok=True)
+            self._unsent(row.attempt_id).touch()
         checks = list(checks)
         if checks:
             rows = [dict(run_id=row.run_id, attempt_id=row.attempt_id, technique=row.technique, **c.model_dump(),

@@ -4,6 +4,7 @@ and the free loopback ports they listen on."""
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 from pathlib import Path
@@ -20,22 +21,33 @@ def _worker() -> tuple[int, int]:
     return 0, 1
 
 
+#: the ports tests listen on: above Ray's worker ports (10002-19999), below the kernel's ephemeral range
+PORTS = range(20_000, 32_000)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now, never the same one twice in a session.
 
-    The kernel may hand a just-closed port out again at once, so two calls in a row (the several ports
-    of one `ray start`) could return the same number; a port is therefore never handed out twice, and
-    each xdist worker takes only the ports of its own residue class, so two workers never pick the same.
+    Not the kernel's pick (bind to port 0): that may hand a just-closed port out again at once, so the
+    several ports of one `ray start` could coincide. Each xdist worker draws from its own slice of
+    PORTS, so two workers never pick the same port either.
     """
     index, count = _worker()
+    span = len(PORTS) // count
+    mine = range(PORTS.start + index * span, PORTS.start + (index + 1) * span)
+    rng = random.Random()
     for _ in range(10_000):
+        port = rng.choice(mine)
+        if port in _handed_out:
+            continue
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port % count == index and port not in _handed_out:
-            _handed_out.add(port)
-            return port
-    raise RuntimeError("no free loopback port found")
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port in {mine.start}-{mine.stop - 1}")
 
 
 def _parent(pid: int) -> int:
