@@ -193,7 +193,7 @@ class RemoteStore:
                 continue  # the store's own temporary files
             why = self._unkeyable(f"{rel}/{name}")
             if why:  # the agent's name cannot be an object key: that file is left out, never the run
-                report.refuse(name.encode("utf-8", "backslashreplace").decode(), why)
+                report.refuse(os.fsencode(name).decode("utf-8", "backslashreplace"), why)
                 continue
             try:
                 with self._open_out(f"{rel}/{name}") as out:

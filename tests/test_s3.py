@@ -226,13 +226,16 @@ def test_bad_store_uris_fail_in_one_line(harness_dirs: dict[str, Path], s3: S3, 
         (f"s3://{BUCKET}/p?endpoint_override=127.0.0.1:{closed}&scheme=http&access_key=AK&secret_key=TOPSECRET", "nothing answers"),
         (s3.uri("p", bucket="no-such-bucket"), "the bucket 'no-such-bucket' does not exist"),
         (s3.uri("p") + "&colour=blue", "unknown query parameter(s) colour"),
+        # an AWS secret key with an unencoded '/': not parsed as the bucket "def@..." (and never shown)
+        (f"s3://AKIA:TOP/XYZZY@{BUCKET}/p", "hold a '/': write it as %2F"),
+        ("nosuchfs://AK:XYZZY@host/p", "unknown or unusable store scheme 'nosuchfs'"),
     ]
     for uri, said in cases:
         with pytest.raises(StoreError) as e:
             open_store(uri, write=True)
         msg = str(e.value)
         assert said in msg and "\n" not in msg and msg.startswith("--store ") and "TOPSECRET" not in msg, msg
-        assert "TOPSECRET" not in shown_store(uri)  # what `harness serve` prints and the API names
+        assert "XYZZY" not in msg and "XYZZY" not in shown_store(uri) and "TOPSECRET" not in shown_store(uri)  # what `harness serve` prints and the API names
     # the command line: exit 2, one line on stderr, nothing written anywhere
     local_before = set(harness_dirs["runs"].iterdir())
     proc = _cli("run", "-c", "diabetes-progression", "--agent", "dummy", "--store", s3.uri("p", bucket="no-such-bucket"))
@@ -267,10 +270,18 @@ def test_hostile_artifacts_and_keys(harness_dirs: dict[str, Path], s3: S3, aws_e
     (art / "dirlink").symlink_to(tmp_path)
     os.link(outside, art / "hard")
     os.mkfifo(art / "fifo")
+    # names no object key can have: not UTF-8, and a path past S3's 1024-byte key limit
+    with open(os.path.join(os.fsencode(art), b"bad-\xff-name"), "w") as f:
+        f.write("x")
+    deep = art / "/".join(["d" * 200] * 5)
+    deep.mkdir(parents=True)
+    (deep / "too-long.txt").write_text("x")
     remote = open_remote(s3.uri("hostile"))
-    report = remote.upload_tree(art, "r1/artifacts/a1")
+    report = remote.upload_tree(art, "r1/artifacts/a1")  # left out, not fatal
     assert set(s3.keys("hostile/")) == {"hostile/r1/artifacts/a1/logs/agent.log"}, s3.keys("hostile/")
     assert {"link", "hard", "fifo", "dirlink"} <= set(report.refused)
+    assert "not UTF-8" in report.refused["bad-\\xff-name"], report.refused
+    assert any("longer than 1024 bytes" in why for why in report.refused.values()), report.refused
 
     s3.client.put_object(Bucket=BUCKET, Key="hostile/r1/attempts/../../../escaped.parquet", Body=b"x")
     s3.client.put_object(Bucket=BUCKET, Key="hostile/r1/run.json", Body=b"{}")
@@ -278,6 +289,50 @@ def test_hostile_artifacts_and_keys(harness_dirs: dict[str, Path], s3: S3, aws_e
     assert (rs.dir / "run.json").read_bytes() == b"{}"
     assert not list(rs.root.parent.rglob("escaped.parquet")) and not (tmp_path / "escaped.parquet").exists()
     assert rs.artifacts_dir("a1").joinpath("logs", "agent.log").read_text() == "fine"
+
+
+def test_a_retry_replaces_the_earlier_try_and_unsent_rows_are_resent(harness_dirs: dict[str, Path], s3: S3,
+                                                                      aws_env: None) -> None:
+    """A second try's artifacts replace the first try's in the bucket (no file of try 1 stays
+    beside try 2's row); a row recorded in the mirror but never uploaded (the driver died
+    in between) is sent by the next driver even when the bucket holds an older row of that attempt."""
+    import shutil
+
+    from harness.spec import AttemptResult, utcnow
+    from harness.store import RunStore
+
+    uri, prefix = s3.uri("retry"), "retry/r1"
+
+    def row(status: str) -> AttemptResult:
+        now = utcnow()
+        return AttemptResult(run_id="r1", attempt_id="a1", task_kind="competition", competition_id="diabetes-progression",
+                             agent_id="dummy", seed=0, sandbox="local", isolation="bwrap", status=status,
+                             started_at=now, ended_at=now)
+
+    rs = RunStore(uri, "r1")
+    lock = rs.claim_driver()
+    first = rs.artifacts_dir("a1")
+    (first / "code").mkdir(parents=True)
+    (first / "code" / "try1.py").write_text("1")
+    rs.write_attempt(row("cancelled"))
+    rs.publish_attempt("a1", replace=True)
+    assert f"{prefix}/artifacts/a1/code/try1.py" in s3.keys(prefix)
+    shutil.rmtree(first)  # the attempt runs again in a clean folder
+    (first / "code").mkdir(parents=True)
+    (first / "code" / "try2.py").write_text("2")
+    rs.write_attempt(row("succeeded"))
+    rs.publish_attempt("a1", replace=True)
+    keys = s3.keys(prefix)
+    assert f"{prefix}/artifacts/a1/code/try2.py" in keys and f"{prefix}/artifacts/a1/code/try1.py" not in keys, keys
+    assert list(s3.table(f"{prefix}/attempts/a1.parquet")["status"]) == ["succeeded"]
+
+    # recorded here, then the driver dies before the upload: the bucket still has the older row
+    rs.write_attempt(row("agent_failed"))
+    lock.release()
+    resumed = RunStore(uri, "r1")
+    resumed.claim_driver().release()
+    assert list(s3.table(f"{prefix}/attempts/a1.parquet")["status"]) == ["agent_failed"]
+    assert not (resumed.dir / ".unsent" / "a1").exists()
 
 
 @pytest.mark.slow
