@@ -283,6 +283,23 @@ class RemoteStore:
         except OSError as e:
             raise StoreError(self.explain(e)) from None
 
+    def _plain_dirs_to(self, local: Path) -> bool:
+        """Make the folders from the mirror down to `local`'s parent; False when one of them is a
+        symlink or not a folder (a mirror folder may be an attempt's, where nothing is trusted)."""
+        self.mirror.mkdir(parents=True, exist_ok=True)  # harness's own folder
+        here = self.mirror
+        for part in local.relative_to(self.mirror).parts[:-1]:
+            here = here / part
+            try:
+                os.mkdir(here)
+            except FileExistsError:
+                pass
+            except OSError:
+                return False
+            if not stat.S_ISDIR(os.lstat(here).st_mode):
+                return False
+        return True
+
     def fetch(self, info: pafs.FileInfo, rel: str) -> None:
         """Copy one object into the mirror when the mirror's copy is missing or older."""
         local = self.mirror / rel
@@ -293,10 +310,13 @@ class RemoteStore:
                 return
         except FileNotFoundError:
             pass
-        local.parent.mkdir(parents=True, exist_ok=True)
+        if not self._plain_dirs_to(local):
+            log.warning("not fetching %s: a folder on its way in the mirror is a symlink or no folder", rel)
+            return
         tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex[:8]}.tmp")
         try:
-            with self.fs.open_input_stream(info.path) as src, open(tmp, "wb") as dst:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            with self.fs.open_input_stream(info.path) as src, open(fd, "wb") as dst:
                 while chunk := src.read(1 << 20):
                     dst.write(chunk)
             # just written (maybe rewritten within the same second): one tick older, so the next pull looks again

@@ -289,6 +289,13 @@ def test_hostile_artifacts_and_keys(harness_dirs: dict[str, Path], s3: S3, aws_e
     assert (rs.dir / "run.json").read_bytes() == b"{}"
     assert not list(rs.root.parent.rglob("escaped.parquet")) and not (tmp_path / "escaped.parquet").exists()
     assert rs.artifacts_dir("a1").joinpath("logs", "agent.log").read_text() == "fine"
+    # a mirror folder that became a symlink (an attempt folder is the agent's) is not written through
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (rs.dir / "artifacts" / "a2").symlink_to(elsewhere)
+    s3.client.put_object(Bucket=BUCKET, Key="hostile/r1/artifacts/a2/logs/agent.log", Body=b"x")
+    rs.artifacts_dir("a2")
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_a_retry_replaces_the_earlier_try_and_unsent_rows_are_resent(harness_dirs: dict[str, Path], s3: S3,
