@@ -59,16 +59,23 @@ def serve(host: str, port: int, address: Optional[str], store: Optional[str], ma
     except ServiceConfigError as e:
         shutdown(serve_too=False)
         fail(e)
+    except (RuntimeError, OSError) as e:  # Serve could not deploy the app (a store it cannot write, a port taken meanwhile)
+        if started:
+            raise
+        shutdown(serve_too=False)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        fail(f"the service did not start: {first[:300]}; check --store and --port, then start it again")
     except (_Stop, KeyboardInterrupt) as e:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop at a time
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         embedded = embedded_node() is not None
-        console.print(f"{e or 'SIGINT'}: shutting down Serve and Ray")
+        console.print(f"{str(e) or 'SIGINT'}: shutting down Serve and Ray")
         shutdown(serve_too=started)
         console.print("stopped; " + ("the runs it was driving resume when `harness serve` starts again on this store"
                                      if embedded else "runs in progress keep going in their actors on the cluster"))
         exit_now(0)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # nothing interrupts the shutdown on the way out
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     console.print(f"error: {problem}; exiting with status {EXIT_GONE} so a supervisor restarts the server",
                   style="red", markup=False, highlight=False, soft_wrap=True)
     shutdown(serve_too=watch.ray_problem() is None)

@@ -11,3 +11,7 @@ class RegistryError(ValueError):
 
 class RunError(ValueError):
     """The run cannot start as asked; the message says what to change."""
+
+
+class DrivenElsewhere(RunError):
+    """The run already has a live driver (another process holds its driver lock)."""

@@ -34,6 +34,7 @@ import pandas as pd
 
 from harness.data_views import public_view
 from harness.errors import RunError as RunError  # re-exported (callers import it from here)
+from harness.errors import DrivenElsewhere
 from harness.llm.hints import llm_and_hints
 from harness.llm.session import AttemptLLM
 from harness.registry import Registry, RegistryError, load_registry
@@ -287,7 +288,7 @@ def _claim_driver(rs: RunStore) -> DriverLock:
     try:
         return rs.claim_driver()
     except RunLocked as e:
-        raise RunError(str(e)) from None
+        raise DrivenElsewhere(str(e)) from None
 
 
 def _finish(rs: RunStore, state: RunState, interrupted: Optional[BaseException]) -> RunResult:

@@ -363,6 +363,12 @@ class RunState(BaseModel):
     error: Optional[str] = None
     driver: Optional[str] = None  # host:pid of the process driving it, to tell a crashed run from a live one
 
+    @field_validator("created_at", "updated_at")
+    @classmethod
+    def _utc(cls, v: dt.datetime) -> dt.datetime:
+        """A time without a zone (a hand-edited run.json) is UTC, so runs always sort by it."""
+        return v.replace(tzinfo=dt.timezone.utc) if v.tzinfo is None else v
+
 
 class CompetitionSummary(BaseModel):
     """One competition of a run: its attempts over seeds (score mean ± SEM over the seeds that scored)."""

@@ -98,6 +98,23 @@ class DriverLock:
         os.pwrite(fd, f"{socket.gethostname()}:{os.getpid()}\n".encode(), 0)
         self.fd: Optional[int] = fd
 
+    @staticmethod
+    def holder(run_dir: Path) -> Optional[str]:
+        """Who holds `run_dir`'s driver lock now (`host:pid`), or None; creates and changes nothing."""
+        import fcntl
+
+        try:
+            fd = os.open(run_dir / ".driver.lock", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None  # never claimed (or no such run)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # taken for an instant: closing drops it
+        except BlockingIOError:
+            return os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+        finally:
+            os.close(fd)
+        return None
+
     def release(self) -> None:
         if self.fd is not None:
             os.close(self.fd)  # closing drops the flock

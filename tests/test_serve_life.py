@@ -215,7 +215,7 @@ def test_resume_orphans_leaves_what_it_must_alone(ray_local: Any, tmp_path: Path
     """Only owned, unfinished runs nobody drives: a held driver lock, a `harness run` run (no owner) and a
     finished run are left as they are (nothing is launched for them)."""
     from harness.serve.auth import TokenTable
-    from harness.serve.service import RunService
+    from harness.serve.service import APIError, RunService
     from harness.spec import RunSpec, RunState
 
     service = RunService(str(tmp_path / "runs"), TokenTable(None))
@@ -225,6 +225,30 @@ def test_resume_orphans_leaves_what_it_must_alone(ray_local: Any, tmp_path: Path
     lock = RunStore(service.root, "held").claim_driver()  # a driver outside this Ray still drives it
     try:
         assert service.resume_orphans() == ([], ["held"])
+        # and it is live for the API too: neither resumed (a second driver) nor cancelled over its driver
+        held = RunStore(service.root, "held").read_state()
+        assert service.liveness(held)
+        with pytest.raises(APIError) as refused:
+            service.resume_run("held", "alice")
+        assert refused.value.status == 409
     finally:
         lock.release()
+    assert not service.liveness(RunStore(service.root, "held").read_state())  # its driver is gone: interrupted
     assert [RunStore(service.root, r).read_state().status for r in ("held", "cli", "done")] == ["running", "running", "completed"]
+    assert not (service.root / "cli" / ".driver.lock").exists()  # looking at a lock creates none
+
+
+def test_runs_with_times_without_a_zone_still_list(tmp_path: Path) -> None:
+    """A hand-edited run.json whose created_at has no time zone (read as UTC) sorts with the others."""
+    import json
+
+    from harness.spec import RunSpec, RunState
+    from harness.store import list_runs
+
+    spec = RunSpec(agent="dummy", competitions=[COMP], lite=True)
+    RunStore(tmp_path, "aware").write_state(RunState(run_id="aware", spec=spec))
+    naive = json.loads(RunState(run_id="naive", spec=spec).model_dump_json())
+    naive["created_at"] = "2020-01-01T00:00:00"
+    (tmp_path / "naive").mkdir()
+    (tmp_path / "naive" / "run.json").write_text(json.dumps(naive))
+    assert [s.run_id for s in list_runs(tmp_path)] == ["aware", "naive"]

@@ -33,6 +33,7 @@ class RunDriver:
         `agent_paths`: agent folders to find the agent in first (the server's own, a user's upload).
         The actor exits afterwards, which frees its name."""
         import harness
+        from harness.errors import DrivenElsewhere
         from harness.store import RunStore
 
         if agent_paths:  # this process is the run's alone: harness.run and its workers read it from here
@@ -48,6 +49,12 @@ class RunDriver:
             status = result.status
         except KeyboardInterrupt:
             status = "cancelled"  # harness.run already recorded it; resumable
+        except DrivenElsewhere:  # a live driver outside this Ray took it up first: it is that driver's run
+            state = RunStore(store, run_id).read_state()
+            if state.status == "queued":
+                state.status, state.error = "running", None
+                RunStore(store, run_id).write_state(state)
+            status = state.status
         except BaseException as e:  # noqa: BLE001  (recorded in run.json, never lost)
             rs = RunStore(store, run_id)
             state = rs.read_state()

@@ -8,6 +8,7 @@ as `APIError(status, message)`; the routes turn them into JSON.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import stat
@@ -23,12 +24,14 @@ from harness.registry import Registry, RegistryError, list_splits, load_registry
 from harness.safe_files import walk_regular_files
 from harness.spec import RunSpec, RunState, Settings, utcnow
 from harness.objstore import is_remote
-from harness.store import ATTEMPTS_SCHEMA, RunStore, list_runs, local_root
+from harness.store import ATTEMPTS_SCHEMA, DriverLock, RunNotFound, RunStore, list_runs, local_root
 from harness.serve.auth import TokenTable
 from harness.serve.driver import NAMESPACE, RunDriver, actor_name
 from harness.serve.agents_upload import AgentLibrary, AgentRejected, UploadedAgent
 from harness.serve.quotas import QuotaExceeded, Quotas, check_quotas
 from harness.serve.models import ArtifactEntry, RunRequest, RunView
+
+log = logging.getLogger(__name__)
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 LIVE_STATUSES = ("queued", "running")
@@ -111,8 +114,11 @@ class RunService:
         if state.owner is None and state.driver:
             from harness.orchestrator import driver_alive
 
-            return driver_alive(state.driver)
-        return False
+            if driver_alive(state.driver):
+                return True
+        # a driver outside this Ray (a resume from the command line, the previous server's, still
+        # dying) holds the run's lock: live too, so nobody resumes or cancels it from here
+        return DriverLock.holder(self._store_of(state.run_id).dir) is not None
 
     def view(self, rs: RunStore, state: RunState) -> RunView:
         live = self.liveness(state)
@@ -281,8 +287,6 @@ class RunService:
         while nothing drives them: no RunDriver actor in this Ray and nobody holding the run's driver
         lock, as after a restart of `harness serve` on its own local Ray. `only`: look at these run ids
         alone. Returns (ids resumed, ids skipped because a process outside this Ray holds their lock)."""
-        from harness.store import RunLocked
-
         resumed, held = [], []
         for state in list_runs(self.root):
             if only is not None and state.run_id not in only:
@@ -290,15 +294,18 @@ class RunService:
             if state.owner is None or state.status not in LIVE_STATUSES or _actor(state.run_id) is not None:
                 continue  # `harness run`'s runs are their driver's to resume; finished runs stay finished
             rs = RunStore(self.root, state.run_id)
-            try:
-                rs.claim_driver().release()  # free: the driver that held it is gone
-            except RunLocked:
+            if DriverLock.holder(rs.dir) is not None:
                 held.append(state.run_id)  # a driver outside this Ray holds it (or one dying with the old server)
                 continue
             with self._launch_lock:
-                current = rs.read_state()
-                if current.status not in LIVE_STATUSES or _actor(state.run_id) is not None:
+                try:
+                    current = rs.read_state()
+                except (RunNotFound, OSError, ValueError) as e:  # deleted or damaged since the listing: the others go on
+                    log.warning("not resuming run %s: %s", state.run_id, e)
                     continue
+                if current.status != state.status or _actor(state.run_id) is not None \
+                        or DriverLock.holder(rs.dir) is not None:
+                    continue  # something took it up meanwhile
                 current.status, current.error = "queued", None
                 rs.write_state(current)
                 try:
