@@ -58,7 +58,7 @@ from harness.spec import (
     new_run_id,
     utcnow,
 )
-from harness.objstore import open_remote
+from harness.objstore import StoreError, open_remote
 from harness.safe_files import extract_tar
 from harness.safe_files import tar_tree
 from harness.sandbox.local import network_refusal
@@ -515,7 +515,10 @@ def _execute(rs: RunStore, spec: RunSpec, todo: list[AttemptSpec], agent: AgentC
         record_attempt_report(rs, row, report)  # mlebench report files, as attempts finish
         rs.write_score_details(row, report.details if report else {})
         # an object store: artifacts (an earlier try's removed, unless another node uploaded them itself), then the row
-        rs.publish_attempt(a.attempt_id, replace=not outcome.artifacts_uploaded)
+        try:
+            rs.publish_attempt(a.attempt_id, replace=not outcome.artifacts_uploaded)
+        except StoreError as e:  # a blip of the object store: the row stays queued (and journaled), sent again at the end
+            logging.getLogger(__name__).warning("attempt %s not uploaded yet: %s", a.attempt_id, e)
         prog.done += 1
         prog.failed += row.status != "succeeded"
         grade_failures.pop(a.attempt_id, None)  # issue 15 (scale): nothing of a recorded attempt stays in the driver

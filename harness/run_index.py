@@ -195,15 +195,18 @@ def note(root: Path, state: RunState, state_path: Path) -> None:
     Does nothing when the store has no index yet (the next listing builds it) or its lock is busy."""
     if not (root / INDEX_NAME).is_file():
         return
-    try:
-        st = os.stat(state_path)
-    except OSError:
-        return
     with _locked(root, wait_s=0.2) as have:
         if not have:
             return
-        index = _load(root)
-        runs = dict(index.runs)
-        runs[state_path.parent.name] = _Entry(mtime_ns=st.st_mtime_ns, size=st.st_size, ino=st.st_ino,
-                                              state=state.model_copy())
+        try:  # the file and its stat from one open: what the entry keys is what it holds
+            with open(state_path, "rb") as f:
+                st, data = os.fstat(f.fileno()), f.read()
+        except OSError:
+            return
+        runs = dict(_load(root).runs)
+        if data == state.model_dump_json(indent=1).encode():
+            runs[state_path.parent.name] = _Entry(mtime_ns=st.st_mtime_ns, size=st.st_size, ino=st.st_ino,
+                                                  state=state.model_copy())
+        else:  # another writer's run.json replaced ours meanwhile: the next listing reads that one
+            runs.pop(state_path.parent.name, None)
         _store(root, _Index(version=VERSION, schema_=schema_fingerprint(), runs=runs))

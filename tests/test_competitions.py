@@ -303,23 +303,3 @@ def test_list_competitions_shows_kind_metric_sizes(harness_dirs: dict[str, Path]
     row = next(line for line in out.stdout.splitlines() if "digit-images" in line)
     for cell in ("builtin", "image-classification", "accuracy", "False", "1797/599", "1801/603"):
         assert cell in row, row
-
-
-# ---------------------------------------------------------------- the baseline, for real
-
-
-@pytest.mark.slow
-def test_baseline_lite_run_writes_valid_submissions(ray_local, store: Path) -> None:  # noqa: ANN001
-    """A real lite run (Ray, sandbox, grader) of the baseline on an image and a time-series
-    competition: valid submissions, graded against the lite leaderboard."""
-    import harness
-
-    harness.run(["digit-images", "japanese-vowels-speaker"], agent="baseline", seeds=1, lite=True,
-                store=store, address=None)
-    df = harness.load_results(store)
-    assert len(df) == 2 and (df["status"] == "succeeded").all(), df[["attempt_id", "status", "error"]]
-    assert df["valid_submission"].all(), df["invalid_reason"].tolist()
-    for _, row in df.iterrows():
-        board = pd.read_csv(REG.competitions[row["competition_id"]].dir / "leaderboard.lite.csv")
-        assert row["median_threshold"] == pytest.approx(float(board["score"].median()))
-        assert row["score"] > row["median_threshold"]

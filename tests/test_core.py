@@ -72,11 +72,17 @@ def test_baseline_beats_dummy_everywhere(ray_local, store: Path) -> None:
     # the agent checked its own submission with the in-sandbox validator, which gives no score
     log = (store / baseline.run_id / "artifacts" / baseline.attempts["attempt_id"].iloc[0] / "logs" / "agent.log").read_text()
     assert "validation: Submission is valid." in log
+    registry = load_registry(Settings.from_env())
     for cid in d.index:
         lower = bool(b.loc[cid, "is_lower_better"])
         better = b.loc[cid, "score"] < d.loc[cid, "score"] if lower else b.loc[cid, "score"] > d.loc[cid, "score"]
         assert better, f"{cid}: baseline {b.loc[cid, 'score']} vs dummy {d.loc[cid, 'score']}"
         assert not d.loc[cid, "above_median"], f"{cid}: the dummy agent must be below the median"
+        # graded against the lite leaderboard (the --lite run's sizes), whose median it reports
+        board = pd.read_csv(registry.competitions[cid].dir / "leaderboard.lite.csv")
+        assert b.loc[cid, "median_threshold"] == pytest.approx(float(board["score"].median())), cid
+    for cid in ("digit-images", "japanese-vowels-speaker"):  # an image and a time-series task: above the median
+        assert b.loc[cid, "above_median"], f"{cid}: baseline {b.loc[cid, 'score']} vs median {b.loc[cid, 'median_threshold']}"
 
 
 def test_statuses_do_not_leak_between_attempts(ray_local, store: Path, test_agents: None) -> None:

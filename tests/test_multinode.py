@@ -128,10 +128,14 @@ def _only_run(store: Path) -> tuple[str, Any]:
 def test_attempts_run_on_the_workers_own_disks(cluster: Cluster, tmp_path: Path) -> None:
     store = tmp_path / "store"
     proc = cluster.submit(["harness", "run", "-c", "breast-cancer-diagnosis", "-c", "diabetes-progression", "--lite",
-                           "--agent", "dummy", "--seeds", "2", "--ray-resource", f"{RESOURCE}=1", "--store", str(store)])
+                           "--agent", "dummy", "--seeds", "2", "--ray-resource", f"{RESOURCE}=1", "--store", str(store),
+                           "--json"])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "succeeded" in proc.stdout  # the job's own output (--json) comes back through `ray job submit`
     run_id, rows = _only_run(store)
     assert len(rows) == 4 and (rows["status"] == "succeeded").all() and rows["valid_submission"].all(), rows.to_string()
+    assert list_runs(store)[0].status == "completed"
+    assert json.loads((store / run_id / "summary.json").read_text())["by_status"] == {"succeeded": 4}
     # attempts ran on the two workers (node = host:ray-node-id), never on the head
     assert rows["node"].nunique() == 2, rows["node"].tolist()
     used = [n for n in ("worker-a", "worker-b") if (cluster.dirs[n]["work"] / run_id).is_dir()]

@@ -79,6 +79,21 @@ def test_write_state_keeps_the_index_current(runs: tuple[Path, list[str]]) -> No
     assert read == 0 and listed[0] == "dummy-new" and len(listed) == N + 1
 
 
+def test_a_note_never_keys_an_older_state_to_a_newer_file(runs: tuple[Path, list[str]]) -> None:
+    """Two writers of one run.json: A writes, B writes, then A's note comes last. The index must
+    not pair A's state with B's file (the listing would say A's status until the next change)."""
+    root, ids = runs
+    _listed(root)
+    rs = RunStore(root, ids[7])
+    a = rs.read_state()
+    a.status = "running"
+    rs.write_state(a)  # A's write (and its note)
+    b = a.model_copy(update={"status": "cancelled", "error": "B"})
+    (root / ids[7] / "run.json").write_text(b.model_dump_json(indent=1))  # B's write, its note not yet made
+    run_index.note(root, a, root / ids[7] / "run.json")  # A's note, late
+    assert next(s for s in list_runs(root) if s.run_id == ids[7]).status == "cancelled"
+
+
 def test_changes_behind_the_index_are_seen(runs: tuple[Path, list[str]]) -> None:
     root, ids = runs
     _listed(root)
