@@ -107,6 +107,11 @@ def test_health_and_catalogue(server: Server) -> None:
         assert "Bearer" in _error(anon.get("/competitions"), 401)["message"]
     with server.raw(None) as wrong:
         assert "unknown bearer token" in _error(wrong.get("/runs", headers={"authorization": "Bearer not-a-token"}), 401)["message"]
+        # the token is checked before the body is read: no parse error (nor a buffer) for a client without one
+        for headers in ({"authorization": "Bearer not-a-token"}, {}):
+            bad = wrong.post("/runs", content=b"{not json", headers={**headers, "content-type": "application/json"})
+            assert _error(bad, 401)["error"] == "unauthorized"
+            assert _error(wrong.post("/grade", content=b"x" * 1000, headers=headers), 401)["error"] == "unauthorized"
     alice = server.client("alice")
     assert COMP in alice.list_competitions()
     assert "dummy" in alice.list_agents()

@@ -107,6 +107,30 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+class TokenFirst:
+    """Check the bearer token of an API request that carries a body before anything reads the body:
+    a client without a valid token gets 401, never a parse or validation error of what it sent
+    (nor a 256 MB buffer of it). The dashboard under /ui has its own login and is left to it."""
+
+    BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+    def __init__(self, app: ASGIApp, service: RunService) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] == "http" and scope.get("method") in self.BODY_METHODS and path != "/ui" \
+                and not path.startswith("/ui/"):
+            header = dict(scope.get("headers") or []).get(b"authorization")
+            try:
+                self.service.authenticate(header.decode("latin-1") if header is not None else None)
+            except APIError as e:
+                await _error(e.status, e.error, e.message, e.field)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(service: RunService, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
     """The API's routes over one RunService."""
     app = FastAPI(
@@ -115,6 +139,7 @@ def create_app(service: RunService, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
                     "and artifacts. Send `Authorization: Bearer <token>` when the server has tokens.",
     )
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, path_limits={"/agents": MAX_UPLOAD_BYTES})
+    app.add_middleware(TokenFirst, service=service)  # added last, so it runs first: before BodyLimit reads a byte
 
     @app.exception_handler(APIError)
     async def _api_error(_: Request, e: APIError) -> JSONResponse:
