@@ -211,6 +211,24 @@ def test_watchdog_gives_a_dead_port_its_grace() -> None:
     assert Watchdog("127.0.0.1", port).watch_http is False  # not listening at the start: another node's proxy
 
 
+def test_watchdog_gives_a_cluster_gcs_a_few_misses() -> None:
+    """An external cluster's GCS (across a network) is gone only after GCS_MISSES failed connects
+    in a row; one that answers again in between resets the count."""
+    from harness.serve.life import GCS_MISSES, Watchdog
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    watch = Watchdog("127.0.0.1", free_port())
+    watch.node, watch.gcs = None, ("127.0.0.1", port)  # as with --address: no embedded node, a GCS to reach
+    assert watch.ray_problem() is None
+    listener.close()
+    assert [watch.ray_problem() for _ in range(GCS_MISSES - 1)] == [None] * (GCS_MISSES - 1)
+    problem = watch.ray_problem()
+    assert problem is not None and f"127.0.0.1:{port}" in problem and f"{GCS_MISSES} checks in a row" in problem
+
+
 def test_resume_orphans_leaves_what_it_must_alone(ray_local: Any, tmp_path: Path) -> None:
     """Only owned, unfinished runs nobody drives: a held driver lock, a `harness run` run (no owner) and a
     finished run are left as they are (nothing is launched for them)."""

@@ -47,6 +47,10 @@ def embedded_node() -> Any:
     return node if node.all_processes.get(rc.PROCESS_TYPE_GCS_SERVER) else None
 
 
+#: consecutive failed connects to an external cluster's GCS (each up to 2 s) before it counts as gone
+GCS_MISSES = 5
+
+
 class Watchdog:
     """Checks, each time `check()` is called, that the server's Ray and its HTTP port are there.
 
@@ -65,6 +69,7 @@ class Watchdog:
         gcs_host, _, gcs_port = gcs.rpartition(":")
         self.gcs = (gcs_host.strip("[]"), int(gcs_port)) if gcs_port.isdigit() else None
         self._http_down_since: Optional[float] = None
+        self._gcs_misses = 0
         #: the port is watched when it answers here at the start (Serve's proxy may be on another node of a cluster)
         self.watch_http = can_connect(self.host, self.port)
 
@@ -79,7 +84,11 @@ class Watchdog:
                         return f"the embedded Ray's {kind} (pid {info.process.pid}) exited with status {code}"
             return None
         if self.gcs is not None and not can_connect(*self.gcs):
-            return f"the Ray cluster's GCS at {self.gcs[0]}:{self.gcs[1]} does not answer"
+            self._gcs_misses += 1  # a cluster's GCS across a network: one missed connect is no verdict
+            if self._gcs_misses >= GCS_MISSES:
+                return f"the Ray cluster's GCS at {self.gcs[0]}:{self.gcs[1]} did not answer {self._gcs_misses} checks in a row"
+            return None
+        self._gcs_misses = 0
         return None
 
     def http_problem(self, now: Optional[float] = None) -> Optional[str]:
