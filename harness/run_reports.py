@@ -11,6 +11,7 @@ from typing import Any, Optional
 from harness.grading import aggregate_reports, mlebench_report
 import pyarrow as pa
 
+from harness.objstore import StoreError
 from harness.spec import AttemptResult, GradeReport, utcnow
 from harness.store import ATTEMPTS_SCHEMA, RunStore, atomic_write_text
 
@@ -56,7 +57,7 @@ def record_attempt_report(rs: RunStore, row: AttemptResult, report: Optional[Gra
         if n & (n - 1) == 0:
             on_disk = _reports_on_disk(rs)
             rs.write_json(RUN_REPORT, aggregate_reports([on_disk[a] for a in sorted(on_disk)]))
-    except OSError as e:  # the row is recorded; the report is rebuilt from the rows when the run ends
+    except (OSError, StoreError) as e:  # the row is recorded; the report is rebuilt from the rows when the run ends
         log.warning("could not write the grading report of %s: %s", row.attempt_id, e)
 
 
