@@ -304,7 +304,12 @@ class RunStore:
         """The attempt's artifacts folder (a reader of an object store fetches it into the mirror first)."""
         if self.remote is not None and not self._driving and attempt_id not in self._fetched and safe_run_id(attempt_id):
             self._fetched.add(attempt_id)
-            self.remote.pull(f"{self.run_id}/artifacts/{attempt_id}", recursive=True)
+            # a driver on this machine works in these mirror folders (a same-node attempt runs in its own):
+            # a folder it made holds what is newer than the bucket, and an earlier try's files must not come
+            # back into it; an attempt that ran on another node has no folder here, and is fetched
+            local = self.dir / "artifacts" / attempt_id
+            if DriverLock.holder(self.dir) is None or not os.path.lexists(local):
+                self.remote.pull(f"{self.run_id}/artifacts/{attempt_id}", recursive=True)
         return self.dir / "artifacts" / attempt_id
 
     def write_attempt(self, row: AttemptResult, checks: Iterable[CheckResult] = ()) -> None:

@@ -326,6 +326,9 @@ def test_a_retry_replaces_the_earlier_try_and_unsent_rows_are_resent(harness_dir
     assert f"{prefix}/artifacts/a1/code/try1.py" in s3.keys(prefix)
     shutil.rmtree(first)  # the attempt runs again in a clean folder
     (first / "code").mkdir(parents=True)
+    # a reader on this machine (a dashboard page) while the driver works in that folder: try 1's files stay out
+    RunStore(uri, "r1").artifacts_dir("a1")
+    assert not (first / "code" / "try1.py").exists()
     (first / "code" / "try2.py").write_text("2")
     rs.write_attempt(row("succeeded"))
     rs.publish_attempt("a1", replace=True)
