@@ -16,6 +16,5 @@ workers="${HARNESS_TEST_WORKERS:-2}"
 if [ "$workers" = 0 ]; then
   python3 -m pytest -q -p no:cacheprovider --durations=25 "$@"
 else
-  # files in conftest's order (longest first, tests/durations.json), not xdist's (most tests first)
-  python3 -m pytest -q -p no:cacheprovider --durations=25 -n "$workers" --dist loadfile --no-loadscope-reorder "$@"
+  python3 -m pytest -q -p no:cacheprovider --durations=25 -n "$workers" --dist loadfile "$@"
 fi

@@ -3,29 +3,12 @@ cache, run store and work dir per test session (so tests never touch ~/.cache or
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-
-DURATIONS = Path(__file__).with_name("durations.json")
-#: seconds assumed for a test file tests/durations.json does not know yet
-UNKNOWN_FILE_S = 10.0
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The longest test files first, by tests/durations.json (scripts/test_durations.py writes it
-    from a run's `--durations=0` report). scripts/test.sh hands files to its xdist workers in this
-    order (`--no-loadscope-reorder`), so they end together instead of one running a long file
-    alone at the end. A file's tests keep their order (the sort is stable); only scheduling changes."""
-    try:
-        seconds = {str(k): float(v) for k, v in json.loads(DURATIONS.read_text()).items()}
-    except (OSError, ValueError, AttributeError):
-        return
-    items.sort(key=lambda item: -seconds.get(item.nodeid.split("::", 1)[0], UNKNOWN_FILE_S))
 
 
 @pytest.fixture(scope="session")
