@@ -112,8 +112,11 @@ def validate_technique(data: Path, sub_dir: Path) -> str | None:
         try:
             import jsonschema
         except ImportError:
-            print(f"note: {name}'s JSON Schema ({manifest.schema_file}) was not checked: jsonschema is not installed here",
-                  file=sys.stderr)
+            # one write of the whole line: docker carries stderr and stdout as separate streams, and
+            # print()'s two writes (text, then newline) could let a stdout line land between them
+            sys.stderr.write(f"note: {name}'s JSON Schema ({manifest.schema_file}) was not checked: "
+                             "jsonschema is not installed here\n")
+            sys.stderr.flush()
             return None
         schema = json.loads((data / manifest.schema_file).read_text())
         err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(doc))
