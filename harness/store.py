@@ -79,11 +79,13 @@ class DriverLock:
     until `release` (or the process ends, whatever way: the kernel drops the lock with the fd).
     The file holds `host:pid` of the holder, for the refusal's message."""
 
+    NAME = ".driver.lock"
+
     def __init__(self, run_dir: Path) -> None:
         import fcntl
 
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.path = run_dir / ".driver.lock"
+        self.path = run_dir / self.NAME
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -104,7 +106,7 @@ class DriverLock:
         import fcntl
 
         try:
-            fd = os.open(run_dir / ".driver.lock", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(run_dir / DriverLock.NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
             return None  # never claimed (or no such run)
         try:
