@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -184,46 +183,44 @@ def test_limb_identities_hold_in_every_prepared_record(lite) -> None:  # noqa: A
                     assert np.array_equal(g[g["id"].str.endswith(f"_{lead}")]["value"].to_numpy(), s[lead][a:b])
 
 
-def test_generation_is_deterministic() -> None:
-    """The same record twice gives the same bytes and parameters."""
-    job = {"seed": 11, "types": ["0005", "0010"]}
-    one, two = ecg_make.make_record(job), ecg_make.make_record(job)
-    assert one["pngs"] == two["pngs"] and np.array_equal(one["signals"], two["signals"])
-    assert json.dumps(one["params"], sort_keys=True) == json.dumps(two["params"], sort_keys=True)
-
-
-def _tree(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def test_two_preparations_are_identical_and_pin_their_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two preparations of a small plan, one on parallel worker processes and one serially in this
-    process, are byte-identical; private/content.json is what the files hold (decoded pixels, table
-    values), so it survives re-encoding, and it is what checksums.yaml pins instead of PNG/Parquet bytes."""
+def test_records_made_here_equal_the_parallel_preparation_and_content_is_pinned(lite, tmp_path: Path) -> None:  # noqa: ANN001
+    """Records made again, serially in this process, have exactly the bytes that the preparation made
+    on its worker processes (one fresh interpreter per core): generation is deterministic and does
+    not depend on which process made a record. private/content.json is what the files hold (decoded
+    pixels, table values), so it survives re-encoding, and it is what checksums.yaml pins instead of
+    PNG/Parquet bytes."""
     prepare = load_callable(COMP.dir, COMP.preparer, "preparer")
-    monkeypatch.setitem(prepare.__globals__, "SIZES", {True: (2, 2), False: (2, 2)})  # 4 records: the parallel path
-    trees = []
-    for serial in (False, True):
-        if serial:
-            monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
-        root = tmp_path / ("serial" if serial else "parallel")
-        (root / "public").mkdir(parents=True)
-        (root / "private").mkdir()
-        prepare(raw=tmp_path, public=root / "public", private=root / "private", lite=True)
-        trees.append(_tree(root))
-    assert trees[0] == trees[1] and len(trees[0]) >= 12
-    root = tmp_path / "serial"
-    content = json.loads((root / "private" / "content.json").read_text())
-    assert set(content) == {k for k in trees[0] if k.endswith((".png", ".parquet"))} and len(content) == 6
-    for rel, sha in content.items():
-        data = (root / rel).read_bytes()
-        assert sha == (ecg_make.pixel_sha256(data) if rel.endswith(".png") else ecg_make.table_sha256(pd.read_parquet(root / rel)))
+    train_jobs, test_jobs = prepare.__globals__["plan"](True)
+    pub, priv = lite.public, lite.private
+    meta = json.loads((priv / "images.json").read_text())
+    # a clean training page and a distorted test page (cheap types: the parallel path made them all)
+    train_job = next(j for j in train_jobs if j["types"] == ["0001"])
+    test_job = next(j for j in test_jobs if j["types"][0] not in ("0001", "0011", "0012"))
+    for side, job, files in (("train", train_job, {"0001": pub / "train" / str(train_job["id"]) / f"{train_job['id']}-0001.png"}),
+                             ("test", test_job, {test_job["types"][0]: pub / "test" / f"{test_job['id']}.png"})):
+        rec = ecg_make.make_record(job)
+        assert {k: hashlib.md5(v).hexdigest() for k, v in rec["pngs"].items()} == \
+            {k: hashlib.md5(f.read_bytes()).hexdigest() for k, f in files.items()}, job
+        drawn = meta[side][str(job["id"])]
+        assert drawn["seed"] == job["seed"] and drawn["signal"] == json.loads(json.dumps(rec["signal_params"]))
+        if side == "train":
+            csv = pub / "train" / str(job["id"]) / f"{job['id']}.csv"
+            assert ecg_make.train_csv(rec["signals"], rec["fs"]) == csv.read_bytes()
+
+    content = json.loads((priv / "content.json").read_text())
+    made = {f"{side}/{p.relative_to(root).as_posix()}" for side, root in (("public", pub), ("private", priv))
+            for p in root.rglob("*") if p.suffix in (".png", ".parquet") and p.is_file()}
+    assert set(content) == made and len(content) == 30 + 20 + 2
+    for rel in sorted(content)[::13]:  # a sample of the files: the pinned checksums cover content.json itself
+        side, name = rel.split("/", 1)
+        f = (pub if side == "public" else priv) / name
+        assert content[rel] == (ecg_make.pixel_sha256(f.read_bytes()) if f.suffix == ".png" else ecg_make.table_sha256(pd.read_parquet(f)))
     # the same content in other bytes (another deflate level, another Parquet codec) has the same hash
-    png = sorted((root / "public" / "test").glob("*.png"))[0]
+    png = sorted((pub / "test").glob("*.png"))[0]
     buf = io.BytesIO()
-    Image.open(png).save(buf, format="PNG", compress_level=9)
+    Image.open(png).save(buf, format="PNG", compress_level=2)
     assert buf.getvalue() != png.read_bytes() and ecg_make.pixel_sha256(buf.getvalue()) == content[f"public/test/{png.name}"]
-    answers = pd.read_parquet(root / "private" / "answers.parquet")
+    answers = pd.read_parquet(priv / "answers.parquet")
     answers.to_parquet(tmp_path / "a.parquet", compression="snappy", index=False)
     assert ecg_make.table_sha256(pd.read_parquet(tmp_path / "a.parquet")) == content["private/answers.parquet"]
     assert ecg_make.table_sha256(answers.assign(value=answers["value"] + 1e-12)) != content["private/answers.parquet"]
