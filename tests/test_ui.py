@@ -436,15 +436,20 @@ def test_page_open_during_a_run_shows_progress_advancing(ui_store: dict[str, Any
     assert first < 4 and browser.find_element("id", "run-status").text == "running"
     seen = {first}
 
-    def done_now() -> int:
+    def text_of(element_id: str) -> str:
+        """The element's text now; "" when the page swapped it out between the lookup and the read."""
         try:
-            return int(browser.find_element("id", "run-done").text)
-        except Exception:  # replaced between the lookup and the read
-            return -1
+            return str(browser.find_element("id", element_id).text)
+        except Exception:  # stale: replaced by a live update
+            return ""
+
+    def done_now() -> int:
+        text = text_of("run-done")
+        return int(text) if text.isdigit() else -1
 
     _wait(lambda: seen.add(done_now()) or max(seen) > first, 60, "the count to advance")
     browser.save_screenshot(str(shots / "run-live.png"))
-    _wait(lambda: browser.find_element("id", "run-status").text == "completed", 90, "the run to complete on the page")
+    _wait(lambda: text_of("run-status") == "completed", 90, "the run to complete on the page")
     worker.join(30)
     assert "error" not in box, box.get("error")
     assert done_now() == 4 and len(_css(browser, "tr.attempt-row")) == 4
