@@ -181,39 +181,44 @@ def _resume(store: Path, run_id: str) -> str:
     return out
 
 
-def test_sigkill_of_the_driver_then_resume(harness_dirs: dict, store: Path) -> None:
-    proc, run_id = _start_run(store)
-    _wait_for_rows(store, run_id, 2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = RunStore(store, run_id).attempts()
-    assert 2 <= len(before) < 6
-    listing = _cli("runs", "--store", str(store)).communicate(timeout=120)[0]
-    assert "interrupted" in listing
-    _resume(store, run_id)
-    after = RunStore(store, run_id).attempts()
-    assert len(after) == 6 and after["attempt_id"].is_unique
-    assert (after["status"] == "succeeded").all()
-    # rows written before the crash were kept, not redone
-    kept = after.set_index("attempt_id").loc[before["attempt_id"], "ended_at"]
-    assert list(kept) == list(before.set_index("attempt_id")["ended_at"])
-    assert RunStore(store, run_id).read_state().status == "completed"
-
-
-def test_ctrl_c_cancels_cleanly_and_leaves_the_run_resumable(harness_dirs: dict, store: Path) -> None:
+def test_ctrl_c_cancels_then_a_sigkilled_resume_resumes_again(harness_dirs: dict, store: Path) -> None:
+    """Ctrl-C of a run cancels it cleanly (exit 130, the run resumable); its `--resume` SIGKILLed in the
+    middle leaves it interrupted; the next `--resume` finishes it, keeping every row written before."""
     proc, run_id = _start_run(store)
     _wait_for_rows(store, run_id, 1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "--resume" in err
-    state = RunStore(store, run_id).read_state()
-    assert state.status == "cancelled"
+    assert RunStore(store, run_id).read_state().status == "cancelled"
     rows = RunStore(store, run_id).attempts()
     assert "cancelled" in set(rows["status"]) or len(rows) < 6
+    cancelled = set(rows.loc[rows["status"] == "cancelled", "attempt_id"])
+
+    # the resume, SIGKILLed once it has written a row of its own
+    resumed = _cli("run", "--resume", run_id, "--store", str(store), env={"HARNESS_AGENTS_PATH": str(TEST_AGENTS)})
+    succeeded = int((rows["status"] == "succeeded").sum())
+    deadline = time.monotonic() + 300
+    while int((RunStore(store, run_id).attempts()["status"] == "succeeded").sum()) <= succeeded:
+        assert time.monotonic() < deadline and resumed.poll() is None, resumed.communicate()[1] if resumed.poll() is not None else "no row"
+        time.sleep(0.2)
+    os.kill(resumed.pid, signal.SIGKILL)
+    resumed.wait()
+    before = RunStore(store, run_id).attempts()
+    before = before[before["status"] == "succeeded"]
+    assert succeeded < len(before) < 6
+    listing = _cli("runs", "--store", str(store)).communicate(timeout=120)[0]
+    assert "interrupted" in listing
+
     _resume(store, run_id)
     after = RunStore(store, run_id).attempts()
-    assert len(after) == 6 and after["attempt_id"].is_unique and (after["status"] == "succeeded").all()
+    assert len(after) == 6 and after["attempt_id"].is_unique
+    assert (after["status"] == "succeeded").all()  # the cancelled attempts ran again
+    assert cancelled <= set(after["attempt_id"])
+    # rows written before the crash were kept, not redone
+    kept = after.set_index("attempt_id").loc[before["attempt_id"], "ended_at"]
+    assert list(kept) == list(before.set_index("attempt_id")["ended_at"])
+    assert RunStore(store, run_id).read_state().status == "completed"
 
 
 def test_load_results_reads_every_run(ray_local, store: Path) -> None:
