@@ -364,6 +364,11 @@ def agent_env_vars(agent: AgentConfig) -> dict[str, str]:
     return env
 
 
+_AUTH_REFUSED = ("the Ray cluster at {address} refused this client: it uses token authentication. "
+                 "Set RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN "
+                 "(or RAY_AUTH_TOKEN_PATH), as in the README's cluster section")
+
+
 def _init_ray(address: Optional[str]) -> None:
     import ray
 
@@ -385,9 +390,7 @@ def _init_ray(address: Optional[str]) -> None:
                     cause = cause.__cause__ or cause.__context__
                 why = " ".join(chain) + said()
                 if "auth" in why.lower():
-                    raise RunError(f"the Ray cluster at {address} refused this client: it uses token authentication. "
-                                   "Set RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN "
-                                   "(or RAY_AUTH_TOKEN_PATH), as in the README's cluster section") from None
+                    raise RunError(_AUTH_REFUSED.format(address=address)) from None
                 raise RunError(f"could not connect to the Ray cluster at {address} ({chain[0][:300]}): is it running "
                                "(`ray status --address ...`), and is the address host:port of its GCS?") from None
     else:
@@ -405,6 +408,18 @@ def _probe_gcs(address: str) -> None:
     except OSError as e:
         raise RunError(f"nothing answers at the Ray address {address} ({e.strerror or e}): start the cluster "
                        "(`ray up cluster.yaml` or `ray start --head`) or fix --address / RAY_ADDRESS") from None
+    if address.startswith("ray://"):
+        return  # Ray Client: its own handshake
+    # one GCS call: a cluster that refuses this client's token says so at once, where ray.init
+    # would retry for about 20 s before giving up with the same refusal
+    from ray._raylet import GcsClient  # type: ignore[attr-defined]  # a Cython module without stubs
+
+    try:
+        GcsClient(address=f"{m.group(1)}:{m.group(2)}")
+    except Exception as e:
+        if "auth" in f"{type(e).__name__} {e}".lower():
+            raise RunError(_AUTH_REFUSED.format(address=address)) from None
+        # anything else (a slow GCS, another kind of server): ray.init decides, with its retries
 
 
 @contextlib.contextmanager
