@@ -155,10 +155,19 @@ def test_infrastructure_failures_are_retried_and_kept_apart(ray_local, store: Pa
     assert rows.loc["breast-cancer-diagnosis", "status"] == "succeeded"
 
 
-def _wait_for_rows(store: Path, run_id: str, n: int, timeout: float = 300) -> None:
+def _wait_for_rows(store: Path, run_id: str, n: int, timeout: float = 300, status: str | None = None,
+                   driver: subprocess.Popen | None = None) -> None:
+    """Until the run has `n` rows (of `status`, if given); fails at once if `driver` exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if len(list((store / run_id / "attempts").glob("*.parquet"))) >= n:
+        if driver is not None and driver.poll() is not None:
+            raise AssertionError(f"the driver exited before {n} rows: {driver.communicate()[1][-2000:]}")
+        if status is None:
+            count = len(list((store / run_id / "attempts").glob("*.parquet")))
+        else:
+            rows = RunStore(store, run_id).attempts()
+            count = int((rows["status"] == status).sum()) if len(rows) else 0
+        if count >= n:
             return
         time.sleep(0.2)
     raise AssertionError(f"fewer than {n} rows after {timeout}s")
@@ -198,10 +207,7 @@ def test_ctrl_c_cancels_then_a_sigkilled_resume_resumes_again(harness_dirs: dict
     # the resume, SIGKILLed once it has written a row of its own
     resumed = _cli("run", "--resume", run_id, "--store", str(store), env={"HARNESS_AGENTS_PATH": str(TEST_AGENTS)})
     succeeded = int((rows["status"] == "succeeded").sum())
-    deadline = time.monotonic() + 300
-    while int((RunStore(store, run_id).attempts()["status"] == "succeeded").sum()) <= succeeded:
-        assert time.monotonic() < deadline and resumed.poll() is None, resumed.communicate()[1] if resumed.poll() is not None else "no row"
-        time.sleep(0.2)
+    _wait_for_rows(store, run_id, succeeded + 1, status="succeeded", driver=resumed)
     os.kill(resumed.pid, signal.SIGKILL)
     resumed.wait()
     before = RunStore(store, run_id).attempts()
