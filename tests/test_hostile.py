@@ -320,7 +320,10 @@ def test_a_container_dies_on_time_without_its_driver(tmp_path: Path) -> None:
         time.sleep(0.5)
     assert client.containers.list(filters={**label, "status": "running"}) == [], "the container outlived its time limit"
     scratch = tmp_path / ".scratch"  # the killed driver's scratch dirs (a tmpfs when harness is root)
-    assert [p.name for p in scratch.iterdir()] and str(tmp_path) in Path("/proc/self/mountinfo").read_text() or os.geteuid() != 0
+    if client.containers.list(all=True, filters=label):
+        assert [p.name for p in scratch.iterdir()] and str(tmp_path) in Path("/proc/self/mountinfo").read_text() or os.geteuid() != 0
+    # else a docker sandbox of a concurrent test file (another xdist worker) already collected this orphan,
+    # its creator being gone: then its scratch went with it, as the assertions below check
     collect_leftovers(client)
     assert not client.containers.list(all=True, filters=label)
     assert not list(scratch.iterdir()) and str(tmp_path) not in Path("/proc/self/mountinfo").read_text()
