@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from harness.store import RunStore, list_runs
@@ -69,10 +71,24 @@ def _driver_pid(c: Cluster, store: Path) -> int | None:
 
 
 def _attempt_worker(c: Cluster) -> int | None:
-    """A process of this cluster executing an attempt right now (Ray titles it by the task it runs)."""
+    """A process of this cluster in the middle of an attempt: Ray titles it by the task it runs, and the
+    agent's `sleep` runs below it. (The title alone also fits a worker that is returning its outcome,
+    and a kill then costs nothing to retry; that happened.)"""
     busy = [pid for pid in _ray_processes("ray::_attempt_task")
-            if any(is_descendant(pid, proc.pid) for proc in c.procs.values())]
+            if any(is_descendant(pid, proc.pid) for proc in c.procs.values())
+            and any(_cmdline(child)[:1] == ["sleep"] for child in descendants(pid))]
     return busy[0] if busy else None
+
+
+def _retried_rows(store: Path, seen: dict[Path, int]) -> int:
+    """How many recorded attempts took more than one try (`seen` caches each row file's `tries`)."""
+    for f in store.glob("*/attempts/*.parquet"):
+        if f not in seen:
+            try:
+                seen[f] = int(pq.read_table(f, columns=["tries"]).column("tries")[0].as_py())
+            except (OSError, pa.ArrowInvalid):  # being written: read it next time
+                continue
+    return sum(t >= 2 for t in seen.values())
 
 
 def _running(pid: int) -> bool:
@@ -132,6 +148,13 @@ def test_chaos_a_worker_a_node_and_the_driver_killed_then_resume_gives_an_exact_
                 time.sleep(0.02)
                 continue
             os.kill(pid, signal.SIGKILL)
+            # its attempt is retried at the head of the queue: wait for that row, or the driver's kill
+            # could come while the retry still runs, and the resume would run it afresh as a first try
+            tries: dict[Path, int] = {}
+            while not _retried_rows(store, tries) and time.monotonic() < deadline:
+                assert job.poll() is None, f"the run ended without retrying the killed attempt:\n{log()}"
+                time.sleep(0.2)
+            assert _retried_rows(store, tries), f"the attempt whose worker was killed was not retried:\n{log()}"
         elif what == "node":
             pid = c.procs["worker"].pid
             c.kill("worker")
