@@ -29,8 +29,14 @@ def test_agents(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HARNESS_AGENTS_PATH", str(TEST_AGENTS))
 
 
+#: `python -m harness.cli` with Ctrl-C's KeyboardInterrupt on, as in a terminal: a test process started in
+#: the background (`pytest ... &`, a CI runner's job) has SIGINT ignored, which its children inherit
+CTRL_C_ON = ["-c", "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                   "runpy.run_module('harness.cli', run_name='__main__', alter_sys=True)"]
+
+
 def _cli(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.Popen:  # type: ignore[no-untyped-def]
-    return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=REPO, env={**os.environ, **(env or {})},
+    return subprocess.Popen([sys.executable, *CTRL_C_ON, *args], cwd=REPO, env={**os.environ, **(env or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 

@@ -156,12 +156,16 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 def _open(browser: Any, url: str, shots: Path | None = None, name: str = "", after_404: str = "") -> None:
-    """Load a page and fail on any console error (the log is read, which empties it).
+    """Load a page and fail on any console error of its server (the log is read, which empties it).
 
-    `after_404`: the page before was that URL's expected 404; Chromium may log it only now."""
+    Chromium may log a page's entries only after the next page began: entries of another server
+    (an earlier test's) are not this page's, and `after_404` names the URL whose 404 the page
+    before expected."""
     browser.get(url)
     _wait(lambda: browser.execute_script("return document.readyState") == "complete", 30, f"{url} to load")
+    origin = "/".join(url.split("/", 3)[:3]) + "/"  # scheme://host:port/
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"
+              and (e["message"].startswith(origin) or not e["message"].startswith(("http://", "https://")))
               and not (after_404 and e["message"].startswith(f"{after_404} - ") and "status of 404" in e["message"])]
     assert not errors, f"console errors on {url}: {errors}"
     if shots is not None:
@@ -365,7 +369,7 @@ def test_service_login_cookie_csrf_and_other_users_get_404(ui_store: dict[str, A
         assert not _css(browser, "figure.plot") and not _css(browser, "#agent-log")
         _open(browser, f"{url}/ui/", after_404=f"{url}/ui/runs/{run_id}")
         assert not _css(browser, "tr.run-row")  # bob has no runs
-        browser.find_element("css selector", "header form button").click()  # log out
+        _submit(browser, browser.find_element("css selector", "header form button"), "the log-out")
         _open(browser, f"{url}/ui/runs/{run_id}")
         _login(browser, "wrong-token-000000")
         assert "unknown token" in browser.find_element("id", "login-error").text
@@ -405,11 +409,27 @@ def _get_ok(url: str) -> bool:
         return False
 
 
+def _submit(browser: Any, button: Any, what: str) -> None:
+    """Click a form's button and wait for the page it leads to: the old page gone (its button
+    stale; the old page's readyState is "complete" too), then the new one loaded."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def gone() -> bool:
+        try:
+            button.is_enabled()
+            return False
+        except StaleElementReferenceException:
+            return True
+
+    button.click()
+    _wait(gone, 30, f"{what} to leave the page")
+    _wait(lambda: browser.execute_script("return document.readyState") == "complete", 30, what)
+
+
 def _login(browser: Any, token: str) -> None:
     _wait(lambda: _css(browser, "#token"), 30, "the login form")
     browser.find_element("id", "token").send_keys(token)
-    browser.find_element("id", "login-button").click()
-    _wait(lambda: browser.execute_script("return document.readyState") == "complete", 30, "the page after login")
+    _submit(browser, browser.find_element("id", "login-button"), "the page after login")
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "401" not in e["message"]
               and "404" not in e["message"]]
     assert not errors, errors

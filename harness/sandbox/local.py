@@ -616,7 +616,10 @@ class CgroupV1:
         return out
 
     def kill_all(self) -> None:
-        for _ in range(50):
+        """SIGKILL every process in the group until none is left (on a loaded machine a killed tree
+        can take seconds to leave; the group cannot be removed before)."""
+        deadline = time.monotonic() + GROUP_EXIT_S
+        while time.monotonic() < deadline:
             pids = self.pids()
             if not pids:
                 return
@@ -648,19 +651,24 @@ class CgroupV1:
 
 
 _CGROUP_PREFIX = "harness-p"
+#: how long a cgroup's killed processes get to leave it, and the emptied group to be removable (EBUSY)
+GROUP_EXIT_S = 10.0
 
 
 def _rmdir_tree(d: Path) -> None:
     if not d.is_dir():
         return
+    deadline = time.monotonic() + GROUP_EXIT_S
     for root, _, _ in sorted(os.walk(d), key=lambda w: -len(w[0])):  # deepest first
-        for _ in range(20):
+        while True:
             try:
                 os.rmdir(root)
                 break
             except FileNotFoundError:
                 break
             except OSError:
+                if time.monotonic() > deadline:
+                    break
                 time.sleep(0.05)
 
 
