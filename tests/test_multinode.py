@@ -13,12 +13,15 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
+import httpx
 import pytest
 
 from harness.store import RunStore, list_runs
@@ -41,6 +44,9 @@ class Cluster:
         self.gcs, self.dash = free_port(), free_port()
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.dirs: dict[str, dict[str, Path]] = {}
+        # Ray's temp root of this cluster alone (short: it holds AF_UNIX sockets): beside another
+        # cluster in /tmp/ray, a job's driver was seen to get the other cluster's token
+        self.temp = Path(tempfile.mkdtemp(prefix="ray-"))
 
     def env(self, name: str, token: bool = True) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_ADDRESS", "RAY_AUTH"))}
@@ -55,7 +61,7 @@ class Cluster:
 
     def start(self, name: str, args: list[str]) -> None:
         log = open(self.root / f"{name}.log", "wb")
-        self.procs[name] = subprocess.Popen([RAY, "start", "--block", "--disable-usage-stats", *args], env=self.env(name),
+        self.procs[name] = subprocess.Popen([RAY, "start", "--block", "--disable-usage-stats", f"--temp-dir={self.temp}", *args], env=self.env(name),
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     @property
@@ -66,12 +72,25 @@ class Cluster:
         return subprocess.run([RAY, "job", "submit", "--address", self.job_address, "--", *entrypoint],
                               env=self.env("client", token), capture_output=True, text=True, timeout=timeout)
 
+    def dashboard_up(self) -> bool:
+        """The head's dashboard answers (HTTP): a `ray job submit` before that only fails, slowly."""
+        try:
+            return httpx.get(f"{self.job_address}/api/version", headers={"Authorization": f"Bearer {self.token}"},
+                             timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     def alive_nodes(self) -> int:
-        """Alive nodes as the GCS sees them (-1 while it cannot be asked)."""
-        code = ("import ray, json; ray.init(address='127.0.0.1:%d', logging_level='ERROR'); "
-                "print(json.dumps(sum(1 for n in ray.nodes() if n['Alive'])))" % self.gcs)
-        out = subprocess.run([sys.executable, "-c", code], env=self.env("probe"), capture_output=True, text=True, timeout=120)
-        return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else -1
+        """Alive nodes as the GCS sees them, asked through the head's state API with the cluster's
+        token (-1 while it cannot be asked). One HTTP call, not a Ray client process per look."""
+        try:
+            r = httpx.get(f"{self.job_address}/api/v0/nodes", params={"limit": 100},
+                          headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
+            if r.status_code != 200:
+                return -1
+            return sum(n.get("state") == "ALIVE" for n in r.json()["data"]["result"]["result"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return -1
 
     def kill(self, name: str) -> None:
         """SIGKILL the node: its `ray start` process and every process it started (raylet, agents,
@@ -83,6 +102,7 @@ class Cluster:
     def stop(self) -> None:
         for name in list(self.procs)[::-1]:  # workers first, then the head; nothing of theirs is kept
             self.kill(name)
+        shutil.rmtree(self.temp, ignore_errors=True)
 
     def log(self, name: str) -> str:
         return (self.root / f"{name}.log").read_text(errors="replace")[-3000:]
@@ -97,25 +117,26 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                          f"--metrics-export-port={free_port()}",
                          f"--dashboard-port={c.dash}", "--include-dashboard=true",
                          f"--dashboard-agent-listen-port={free_port()}"])
+        _wait(c.dashboard_up, c, "head", interval=0.25)
         _wait(lambda: c.submit(["true"], timeout=120).returncode == 0, c, "head")
         for n, name in enumerate(("worker-a", "worker-b"), start=2):  # one at a time: a raylet has 30 s to register
             c.start(name, [f"--address=127.0.0.1:{c.gcs}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
                            f"--resources={json.dumps({RESOURCE: 1})}", f"--dashboard-agent-listen-port={free_port()}",
                            f"--metrics-export-port={free_port()}"])
-            _wait(lambda n=n: c.alive_nodes() == n, c, name)
+            _wait(lambda n=n: c.alive_nodes() == n, c, name, interval=0.25)
         yield c
     finally:
         c.stop()
 
 
-def _wait(ok: Any, c: Cluster, name: str, seconds: float = 180) -> None:
+def _wait(ok: Any, c: Cluster, name: str, seconds: float = 180, interval: float = 2) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if ok():
             return
         if any(p.poll() is not None for p in c.procs.values()):
             break
-        time.sleep(2)
+        time.sleep(interval)
     raise AssertionError(f"the cluster did not come up; {name}'s log ends with:\n{c.log(name)}")
 
 
