@@ -412,18 +412,24 @@ def _get_ok(url: str) -> bool:
 def _submit(browser: Any, button: Any, what: str) -> None:
     """Click a form's button and wait for the page it leads to: the old page gone (its button
     stale; the old page's readyState is "complete" too), then the new one loaded."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import WebDriverException
 
     def gone() -> bool:
         try:
             button.is_enabled()
             return False
-        except StaleElementReferenceException:
+        except WebDriverException:  # stale, or Chromium's "Node ... does not belong to the document"
             return True
+
+    def loaded() -> bool:
+        try:
+            return bool(browser.execute_script("return document.readyState") == "complete")
+        except WebDriverException:  # asked while the new document was being swapped in
+            return False
 
     button.click()
     _wait(gone, 30, f"{what} to leave the page")
-    _wait(lambda: browser.execute_script("return document.readyState") == "complete", 30, what)
+    _wait(loaded, 30, what)
 
 
 def _login(browser: Any, token: str) -> None:
