@@ -70,3 +70,16 @@ def store(tmp_path: Path) -> Path:
     d = tmp_path / "runs"
     d.mkdir()
     return d
+
+
+#: test files by their measured time at two workers, longest first (tests/ files not named here
+#: follow in their own order): scripts/test.sh hands files to the xdist workers in this order
+#: (--no-loadscope-reorder), so no long file is left to run alone at the end
+LONGEST_FIRST = ["test_core", "test_ecg", "test_multinode", "test_chaos", "test_serve_life", "test_seed_sdk",
+                 "test_package", "test_ui", "test_serve", "test_agent_upload", "test_hostile", "test_docker",
+                 "test_technique_tasks", "test_server_container", "test_s3", "test_llm"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: a file's tests keep their order
