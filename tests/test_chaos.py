@@ -45,8 +45,7 @@ def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                          "--dashboard-host=127.0.0.1", f"--metrics-export-port={free_port()}",
                          f"--dashboard-port={c.dash}", "--include-dashboard=true",
                          f"--dashboard-agent-listen-port={free_port()}"])
-        _wait(c.dashboard_up, c, "head", interval=0.25)
-        _wait(lambda: c.submit(["true"], timeout=120).returncode == 0, c, "head")
+        c.wait_head()
         c.start("worker", [f"--address=127.0.0.1:{c.gcs}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
                            f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}"])
         _wait(lambda: c.alive_nodes() == 2, c, "worker", interval=0.25)

@@ -72,20 +72,28 @@ class Cluster:
         return subprocess.run([RAY, "job", "submit", "--address", self.job_address, "--", *entrypoint],
                               env=self.env("client", token), capture_output=True, text=True, timeout=timeout)
 
-    def dashboard_up(self) -> bool:
-        """The head's dashboard answers (HTTP): a `ray job submit` before that only fails, slowly."""
-        try:
-            return httpx.get(f"{self.job_address}/api/version", headers={"Authorization": f"Bearer {self.token}"},
-                             timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
+    def _api(self, path: str, **params: Any) -> httpx.Response:
+        """GET from the head's dashboard with the cluster's token."""
+        return httpx.get(f"{self.job_address}{path}", params=params, headers={"Authorization": f"Bearer {self.token}"},
+                         timeout=10)
+
+    def wait_head(self) -> None:
+        """Until the head takes jobs: its dashboard answers (HTTP; a `ray job submit` before that only
+        fails, slowly), then one `ray job submit -- true` succeeds."""
+        def dashboard_up() -> bool:
+            try:
+                return self._api("/api/version").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        _wait(dashboard_up, self, "head", interval=0.25)
+        _wait(lambda: self.submit(["true"], timeout=120).returncode == 0, self, "head")
 
     def alive_nodes(self) -> int:
-        """Alive nodes as the GCS sees them, asked through the head's state API with the cluster's
-        token (-1 while it cannot be asked). One HTTP call, not a Ray client process per look."""
+        """Alive nodes as the GCS sees them, asked through the head's state API (-1 while it cannot
+        be asked). One HTTP call, not a Ray client process per look."""
         try:
-            r = httpx.get(f"{self.job_address}/api/v0/nodes", params={"limit": 100},
-                          headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
+            r = self._api("/api/v0/nodes", limit=100)
             if r.status_code != 200:
                 return -1
             return sum(n.get("state") == "ALIVE" for n in r.json()["data"]["result"]["result"])
@@ -117,8 +125,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                          f"--metrics-export-port={free_port()}",
                          f"--dashboard-port={c.dash}", "--include-dashboard=true",
                          f"--dashboard-agent-listen-port={free_port()}"])
-        _wait(c.dashboard_up, c, "head", interval=0.25)
-        _wait(lambda: c.submit(["true"], timeout=120).returncode == 0, c, "head")
+        c.wait_head()
         for n, name in enumerate(("worker-a", "worker-b"), start=2):  # one at a time: a raylet has 30 s to register
             c.start(name, [f"--address=127.0.0.1:{c.gcs}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
                            f"--resources={json.dumps({RESOURCE: 1})}", f"--dashboard-agent-listen-port={free_port()}",

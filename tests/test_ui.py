@@ -162,7 +162,7 @@ def _open(browser: Any, url: str, shots: Path | None = None, name: str = "", aft
     (an earlier test's) are not this page's, and `after_404` names the URL whose 404 the page
     before expected."""
     browser.get(url)
-    _wait(lambda: browser.execute_script("return document.readyState") == "complete", 30, f"{url} to load")
+    _wait(lambda: _loaded(browser), 30, f"{url} to load")
     origin = "/".join(url.split("/", 3)[:3]) + "/"  # scheme://host:port/
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"
               and (e["message"].startswith(origin) or not e["message"].startswith(("http://", "https://")))
@@ -421,15 +421,19 @@ def _submit(browser: Any, button: Any, what: str) -> None:
         except WebDriverException:  # stale, or Chromium's "Node ... does not belong to the document"
             return True
 
-    def loaded() -> bool:
-        try:
-            return bool(browser.execute_script("return document.readyState") == "complete")
-        except WebDriverException:  # asked while the new document was being swapped in
-            return False
-
     button.click()
     _wait(gone, 30, f"{what} to leave the page")
-    _wait(loaded, 30, what)
+    _wait(lambda: _loaded(browser), 30, what)
+
+
+def _loaded(browser: Any) -> bool:
+    """The current document has loaded (not yet, while a new one is being swapped in)."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        return bool(browser.execute_script("return document.readyState") == "complete")
+    except WebDriverException:
+        return False
 
 
 def _login(browser: Any, token: str) -> None:
