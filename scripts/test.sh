@@ -9,11 +9,11 @@ if [ -f scripts/setup_docker.sh ]; then
   export HARNESS_REQUIRE_DOCKER=1
 fi
 export RAY_USAGE_STATS_ENABLED=0
-# three workers, a test file each (module fixtures stay shared), the longest files first (LONGEST_FIRST in
-# tests/conftest.py; --no-loadscope-reorder keeps that order): the suite waits on processes (Ray,
-# sandboxes, servers) part of the time, so on 2 cores two files at a time leave about 10% of the CPU
-# idle and three leave about 3%; HARNESS_TEST_WORKERS=0 runs it serially
-workers="${HARNESS_TEST_WORKERS:-3}"
+# two workers, a test file each (module fixtures stay shared), the longest files first (LONGEST_FIRST in
+# tests/conftest.py; --no-loadscope-reorder keeps that order): most of the suite waits on processes
+# (Ray, sandboxes, servers), so two files at a time on 2 cores take about 60% of the serial time;
+# HARNESS_TEST_WORKERS=0 runs it serially
+workers="${HARNESS_TEST_WORKERS:-2}"
 if [ "$workers" = 0 ]; then
   python3 -m pytest -q -p no:cacheprovider --durations=25 "$@"
 else
