@@ -164,12 +164,17 @@ def _open(browser: Any, url: str, shots: Path | None = None, name: str = "", aft
     browser.get(url)
     _wait(lambda: _loaded(browser), 30, f"{url} to load")
     origin = "/".join(url.split("/", 3)[:3]) + "/"  # scheme://host:port/
-    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"
-              and (e["message"].startswith(origin) or not e["message"].startswith(("http://", "https://")))
+    errors = [e for e in _severe(browser)
+              if (e["message"].startswith(origin) or not e["message"].startswith(("http://", "https://")))
               and not (after_404 and e["message"].startswith(f"{after_404} - ") and "status of 404" in e["message"])]
     assert not errors, f"console errors on {url}: {errors}"
     if shots is not None:
         browser.save_screenshot(str(shots / f"{name}.png"))
+
+
+def _severe(browser: Any) -> list[dict[str, Any]]:
+    """The console's error entries logged since the last read (reading the log empties it)."""
+    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
 
 
 def _css(browser: Any, selector: str) -> list[Any]:
@@ -440,8 +445,7 @@ def _login(browser: Any, token: str) -> None:
     _wait(lambda: _css(browser, "#token"), 30, "the login form")
     browser.find_element("id", "token").send_keys(token)
     _submit(browser, browser.find_element("id", "login-button"), "the page after login")
-    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "401" not in e["message"]
-              and "404" not in e["message"]]
+    errors = [e for e in _severe(browser) if "401" not in e["message"] and "404" not in e["message"]]
     assert not errors, errors
 
 
@@ -488,7 +492,7 @@ def test_page_open_during_a_run_shows_progress_advancing(ui_store: dict[str, Any
     assert done_now() == 4 and len(_css(browser, "tr.attempt-row")) == 4
     assert len({x for x in seen if x >= 0}) >= 2
     assert browser.execute_script("return window.__harnessLoadedAt") == loaded_at  # no reload happened
-    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    errors = _severe(browser)
     assert not errors, errors
 
 
